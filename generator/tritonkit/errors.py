@@ -1,0 +1,48 @@
+"""One root error type; each message is one user-facing line naming the file, field and fix."""
+
+from __future__ import annotations
+
+
+class TritonkitError(Exception):
+    """Root of every error tritonkit reports to a user (the CLI prints it as one line, exit 1)."""
+
+    exit_code = 1
+
+
+class SpecError(TritonkitError):
+    """The deployment spec (YAML file or flags) is invalid; the message holds every problem."""
+
+    exit_code = 2
+
+
+class ModelSourceError(TritonkitError):
+    """The Hugging Face model folder is missing, incomplete or unsupported."""
+
+
+class ExportError(TritonkitError):
+    """ONNX export failed or produced an invalid graph."""
+
+
+class ParityError(ExportError):
+    """ONNX Runtime outputs differ from PyTorch by more than the tolerance."""
+
+    def __init__(self, message: str, max_diff: float, atol: float) -> None:
+        super().__init__(message)
+        self.max_diff = max_diff
+        self.atol = atol
+
+
+class ConfigError(TritonkitError):
+    """A rendered config.pbtxt does not parse against Triton's ModelConfig protobuf."""
+
+
+class RepositoryError(TritonkitError):
+    """A model repository is invalid, or the output folder cannot be written safely."""
+
+
+class ServerError(TritonkitError):
+    """The local tritonserver could not be installed, started or reached."""
+
+
+class CheckError(TritonkitError):
+    """A correctness check could not run (not: a text failed its tolerance)."""

@@ -1,0 +1,169 @@
+"""`tritonkit generate`: spec -> export -> plan -> render -> validate -> atomic move."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from tritonkit import __version__
+from tritonkit.errors import ExportError, RepositoryError
+from tritonkit.export import ModelInfo, check_onnx_file, export_model, inspect_model_dir
+from tritonkit.pbtxt import environment
+from tritonkit.repository import (
+    RepositoryPlan,
+    check_output,
+    commit,
+    metadata,
+    plan_repository,
+    staging_dir,
+    write_files,
+)
+from tritonkit.spec import DeploymentSpec
+from tritonkit.validate import validate_repository
+
+Progress = Callable[[str], None]
+TASK_OUTPUTS = {
+    "feature-extraction": ("embeddings",),
+    "text-classification": ("probabilities",),
+    "token-classification": ("label_ids", "scores"),
+}
+
+
+@dataclass
+class GenerateResult:
+    output: Path
+    plan: RepositoryPlan
+    max_length: int
+    export_max_diff: float | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _versions() -> dict[str, str]:
+    names = ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime", "tokenizers")
+    versions = {"tritonkit": __version__, "python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def pad_token_id(model_dir: Path, tokenizer: Tokenizer) -> int:
+    """The padding id: tokenizer_config.json's pad_token, else the tokenizer's own padding."""
+    config_path = model_dir / "tokenizer_config.json"
+    if config_path.is_file():
+        pad = json.loads(config_path.read_text(encoding="utf-8")).get("pad_token")
+        if isinstance(pad, dict):
+            pad = pad.get("content")
+        pad_id = tokenizer.token_to_id(pad) if isinstance(pad, str) else None
+        if pad_id is not None:
+            return int(pad_id)
+    if tokenizer.padding is not None:
+        return int(tokenizer.padding["pad_id"])
+    return 0
+
+
+def resolve_max_length(spec: DeploymentSpec, info: ModelInfo) -> int:
+    if spec.max_sequence_length is None:
+        return info.max_length
+    if spec.max_sequence_length > info.max_length:
+        raise RepositoryError(
+            f"max_sequence_length: {spec.max_sequence_length} exceeds the model's maximum "
+            f"{info.max_length}: lower it"
+        )
+    return spec.max_sequence_length
+
+
+def _use_given_onnx(source: Path, target: Path, task: str) -> None:
+    check_onnx_file(source)
+    shutil.copyfile(source, target)
+    from tritonkit.repository import onnx_io
+
+    _, outputs = onnx_io(target)
+    expected = set(TASK_OUTPUTS[task])
+    if not expected <= {t.name for t in outputs}:
+        raise ExportError(
+            f"{source}: graph outputs {sorted(t.name for t in outputs)} lack {sorted(expected)} "
+            f"for task {task}: export it with `tritonkit export --task {task}`"
+        )
+
+
+def _docs(plan: RepositoryPlan, info: ModelInfo, max_length: int, output: Path) -> dict[str, str]:
+    env = environment()
+    versions = _versions()
+    common = {"spec": plan.spec, "version": __version__}
+    readme = env.get_template("repository_README.md.j2").render(
+        **common,
+        generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        repo_hint=str(output),
+        ensemble=plan.ensemble,
+        models=plan.models,
+        labels=info.labels,
+        max_length=max_length,
+        versions=versions,
+    )
+    dockerfile = env.get_template("Dockerfile.j2").render(
+        **common,
+        triton_version_hint="2.51.0 = NGC 24.10",
+        tokenizers_version=versions["tokenizers"],
+    )
+    return {"README.md": readme, "Dockerfile": dockerfile}
+
+
+def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> GenerateResult:
+    """Build the repository for `spec` at spec.output; nothing is left behind on failure."""
+    timings: dict[str, float] = {}
+    output = spec.output.resolve()
+    check_output(output, spec.force)
+    start = time.perf_counter()
+    info = inspect_model_dir(spec.model, spec.task)
+    max_length = resolve_max_length(spec, info)
+    tokenizer_file = spec.model / "tokenizer.json"
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    with staging_dir(output) as staged:
+        version_dir = staged / spec.onnx_name / "1"
+        version_dir.mkdir(parents=True)
+        max_diff: float | None = None
+        if spec.export.onnx is not None:
+            progress(f"using the given ONNX model {spec.export.onnx}")
+            _use_given_onnx(spec.export.onnx, version_dir / "model.onnx", spec.task)
+        else:
+            progress(f"exporting {spec.model} to ONNX ({spec.task})")
+            result = export_model(
+                spec.model, spec.task, version_dir, opset=spec.export.opset, atol=spec.export.atol
+            )
+            max_diff = result.max_abs_diff
+            (version_dir / "export.json").replace(staged / spec.onnx_name / "export.json")
+        timings["export"] = time.perf_counter() - start
+        start = time.perf_counter()
+        progress("rendering and validating the Triton model repository")
+        plan = plan_repository(
+            spec,
+            version_dir / "model.onnx",
+            tokenizer_file,
+            info.labels,
+            max_length,
+            pad_token_id(spec.model, tokenizer),
+        )
+        extra = _docs(plan, info, max_length, spec.output)
+        extra["tritonkit.json"] = metadata(
+            plan,
+            {"versions": _versions(), "max_length": max_length, "export_max_abs_diff": max_diff},
+        )
+        write_files(staged, plan, extra)
+        problems = validate_repository(staged)
+        if problems:
+            raise RepositoryError("generated repository failed validation:\n" + "\n".join(problems))
+        commit(staged, output, spec.force)
+        timings["repository"] = time.perf_counter() - start
+    return GenerateResult(output, plan, max_length, max_diff, timings)

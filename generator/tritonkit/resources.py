@@ -1,0 +1,24 @@
+"""Locate the data folders (templates/, loadtest/, helm/) in a wheel or in a source checkout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tritonkit.errors import TritonkitError
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def data_dir(name: str) -> Path:
+    """The folder `name`: under tritonkit/_data in a wheel, at the top level in a checkout."""
+    for candidate in (_PACKAGE_DIR / "_data" / name, _PACKAGE_DIR.parent.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise TritonkitError(
+        f"tritonkit data folder '{name}' not found beside {_PACKAGE_DIR}: reinstall tritonkit"
+    )
+
+
+def triton_model_source(name: str) -> Path:
+    """Source file of a module that is copied into a Triton repository or backend as model.py."""
+    return _PACKAGE_DIR / "triton_models" / f"{name}.py"

@@ -1,0 +1,147 @@
+"""Triton Python-backend tokenizer: raw text in, padded int64 token tensors out.
+
+Copied by tritonkit into ``<name>_tokenizer/1/model.py`` next to ``tokenizer.json``. It depends
+only on ``tokenizers`` and numpy. The triton_python_backend_utils import is guarded so the
+module can be unit-tested outside Triton.
+
+Config parameters (string values):
+  max_length            truncate to this many tokens (the model's maximum)
+  pad_token_id          id used for padding
+  emit_token_type_ids   "1" if the model takes token_type_ids
+  emit_offsets          "1" to return character offsets (token classification)
+  pad_to_multiple_of    pad each request's length up to a multiple of this (0: no rounding)
+
+Each request is padded to its own longest text (rounded as above), so no request pays for
+another's length. A bad request (invalid UTF-8, empty batch) gets a Triton error response;
+the other requests of the same execute() call are served.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+from tokenizers import Tokenizer
+
+try:
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # outside Triton (unit tests)
+    pb_utils = None
+
+
+class TokenizerError(ValueError):
+    """A request the tokenizer refuses; its message goes back to the client."""
+
+
+class TextEncoder:
+    """The tokenization itself, independent of Triton."""
+
+    def __init__(
+        self,
+        tokenizer_file: str,
+        max_length: int,
+        pad_token_id: int = 0,
+        emit_token_type_ids: bool = False,
+        emit_offsets: bool = False,
+        pad_to_multiple_of: int = 0,
+    ) -> None:
+        self.tokenizer = Tokenizer.from_file(tokenizer_file)
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=max_length)
+        self.max_length = max_length
+        self.pad_token_id = pad_token_id
+        self.emit_token_type_ids = emit_token_type_ids
+        self.emit_offsets = emit_offsets
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def padded_length(self, longest: int) -> int:
+        step = self.pad_to_multiple_of
+        if step > 1:
+            longest = -(-longest // step) * step
+        return min(max(longest, 1), self.max_length)
+
+    def decode_texts(self, raw: np.ndarray) -> list[str]:
+        if raw.size == 0:
+            raise TokenizerError("TEXT is empty: send at least one text (shape [N, 1], N >= 1)")
+        texts = []
+        for index, item in enumerate(raw.reshape(-1)):
+            if isinstance(item, str):
+                texts.append(item)
+                continue
+            try:
+                texts.append(bytes(item).decode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise TokenizerError(
+                    f"TEXT[{index}] is not valid UTF-8 (byte {e.start}): send UTF-8 encoded text"
+                ) from None
+        return texts
+
+    def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
+        encodings = self.tokenizer.encode_batch(texts)
+        length = self.padded_length(max(len(e.ids) for e in encodings))
+        count = len(encodings)
+        ids = np.full((count, length), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((count, length), dtype=np.int64)
+        types = np.zeros((count, length), dtype=np.int64)
+        offsets = np.zeros((count, length, 2), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)
+            ids[row, :n] = enc.ids
+            mask[row, :n] = 1
+            types[row, :n] = enc.type_ids
+            if self.emit_offsets:
+                offsets[row, :n] = enc.offsets
+        out = {"input_ids": ids, "attention_mask": mask}
+        if self.emit_token_type_ids:
+            out["token_type_ids"] = types
+        if self.emit_offsets:
+            out["offsets"] = offsets
+        return out
+
+
+def encoder_from_config(model_config: dict[str, Any], version_dir: str) -> TextEncoder:
+    params = {k: v["string_value"] for k, v in model_config.get("parameters", {}).items()}
+    return TextEncoder(
+        tokenizer_file=os.path.join(version_dir, "tokenizer.json"),
+        max_length=int(params.get("max_length", "512")),
+        pad_token_id=int(params.get("pad_token_id", "0")),
+        emit_token_type_ids=params.get("emit_token_type_ids", "0") == "1",
+        emit_offsets=params.get("emit_offsets", "0") == "1",
+        pad_to_multiple_of=int(params.get("pad_to_multiple_of", "0")),
+    )
+
+
+class TritonPythonModel:
+    """Triton entry point."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        config = json.loads(args["model_config"])
+        version_dir = os.path.join(args["model_repository"], args["model_version"])
+        self.encoder = encoder_from_config(config, version_dir)
+        self.output_names = [output["name"] for output in config["output"]]
+
+    def _respond(self, request: Any) -> Any:
+        text = pb_utils.get_input_tensor_by_name(request, "TEXT")
+        if text is None:
+            raise TokenizerError("input TEXT is missing: send a TYPE_STRING tensor named TEXT")
+        texts = self.encoder.decode_texts(text.as_numpy())
+        encoded = self.encoder.encode(texts)
+        tensors = [pb_utils.Tensor(name, encoded[name]) for name in self.output_names]
+        return pb_utils.InferenceResponse(output_tensors=tensors)
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        responses = []
+        for request in requests:
+            try:
+                responses.append(self._respond(request))
+            except TokenizerError as e:
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e))))
+            except Exception as e:  # keep serving: one bad request never takes the model down
+                message = f"tokenizer failed: {type(e).__name__}: {e}"
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(message)))
+        return responses
+
+    def finalize(self) -> None:
+        self.encoder = None  # type: ignore[assignment]
