@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from tritonkit.errors import CheckError
 
@@ -155,6 +156,7 @@ def compare(
     served_row: int,
     labels: Sequence[str],
     tol: Tolerance,
+    n_tokens: int,
 ) -> tuple[bool, float, str]:
     """Compare one text's served result with its reference: (ok, metric, detail)."""
     if task == "feature-extraction":
@@ -168,11 +170,18 @@ def compare(
         name = labels[top_got] if top_got < len(labels) else str(top_got)
         ok = top_got == top_want and diff <= tol.max_prob_diff
         return ok, diff, f"{name} (max |dp| {diff:.2e})"
-    mask = reference["attention_mask"][row].astype(bool)
-    want_ids = reference["label_ids"][row][mask]
-    got_ids = served["LABEL_IDS"][served_row][: len(want_ids)]
+    want_ids = reference["label_ids"][row][:n_tokens]
+    got_ids = served["LABEL_IDS"][served_row][:n_tokens]
     mismatches = int(np.sum(got_ids != want_ids)) + abs(len(got_ids) - len(want_ids))
-    return mismatches == 0, float(mismatches), f"{len(want_ids)} tokens, {mismatches} differ"
+    return mismatches == 0, float(mismatches), f"{n_tokens} tokens, {mismatches} differ"
+
+
+def token_counts(tokenizer_file: Path, texts: Sequence[str], max_length: int) -> list[int]:
+    """Tokens per text after truncation, special tokens included (what the server sees)."""
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_length)
+    return [len(encoding.ids) for encoding in tokenizer.encode_batch(list(texts))]
 
 
 def _task_from_config(config: dict[str, Any], name: str) -> tuple[str, list[str]]:
@@ -218,21 +227,25 @@ def run_check(
         info = inspect_model_dir(model_dir, task)
         max_length = _max_length(clients[0], name, info.max_length)
         reference = reference_outputs(model_dir, task, list(texts), max_length=max_length)
+        lengths = token_counts(model_dir / "tokenizer.json", texts, max_length)
         results: list[TextResult] = []
         for client in clients:
             for start in range(0, len(texts), batch_size):
                 chunk = list(texts[start : start + batch_size])
                 served = client.infer(name, chunk, outputs)
                 for offset in range(len(chunk)):
+                    row = start + offset
                     ok, metric, detail = compare(
-                        task, served, reference, start + offset, offset, info.labels, tol
+                        task, served, reference, row, offset, info.labels, tol, lengths[row]
                     )
                     results.append(
                         TextResult(start + offset, f"{client.protocol} batch", ok, metric, detail)
                     )
             for index, text in enumerate(texts):
                 served = client.infer(name, [text], outputs)
-                ok, metric, detail = compare(task, served, reference, index, 0, info.labels, tol)
+                ok, metric, detail = compare(
+                    task, served, reference, index, 0, info.labels, tol, lengths[index]
+                )
                 results.append(TextResult(index, f"{client.protocol} single", ok, metric, detail))
     finally:
         for client in clients:

@@ -17,7 +17,10 @@ ONNX = ModelPlan(
     kind="onnx",
     description="test",
     max_batch_size=16,
-    inputs=(Tensor("input_ids", "TYPE_INT64", (-1,)), Tensor("attention_mask", "TYPE_INT64", (-1,))),
+    inputs=(
+        Tensor("input_ids", "TYPE_INT64", (-1,)),
+        Tensor("attention_mask", "TYPE_INT64", (-1,)),
+    ),
     outputs=(Tensor("probabilities", "TYPE_FP32", (2,), "labels.txt"),),
     instance_count=2,
     instance_kind="KIND_GPU",
@@ -41,10 +44,18 @@ def test_onnx_config_round_trip() -> None:
         {"name": "attention_mask", "data_type": "TYPE_INT64", "dims": ["-1"]},
     ]
     assert config["output"] == [
-        {"name": "probabilities", "data_type": "TYPE_FP32", "dims": ["2"], "label_filename": "labels.txt"}
+        {
+            "name": "probabilities",
+            "data_type": "TYPE_FP32",
+            "dims": ["2"],
+            "label_filename": "labels.txt",
+        }
     ]
     assert config["instance_group"] == [{"count": 2, "kind": "KIND_GPU"}]
-    assert config["dynamic_batching"] == {"preferred_batch_size": [4, 8], "max_queue_delay_microseconds": "250"}
+    assert config["dynamic_batching"] == {
+        "preferred_batch_size": [4, 8],
+        "max_queue_delay_microseconds": "250",
+    }
     assert config["parameters"] == {"intra_op_thread_count": {"string_value": "1"}}
 
 
@@ -79,7 +90,12 @@ def test_ensemble_config() -> None:
     config = as_dict(render_config(plan))
     assert config["platform"] == "ensemble"
     steps = config["ensemble_scheduling"]["step"]
-    assert steps[0] == {"model_name": "tok", "model_version": "-1", "input_map": {"TEXT": "TEXT"}, "output_map": {"input_ids": "ids"}}
+    assert steps[0] == {
+        "model_name": "tok",
+        "model_version": "-1",
+        "input_map": {"TEXT": "TEXT"},
+        "output_map": {"input_ids": "ids"},
+    }
     assert steps[1]["output_map"] == {"embeddings": "EMBEDDINGS"}
 
 

@@ -47,7 +47,10 @@ def test_every_error_at_once(tmp_path: Path) -> None:
         build_spec(path)
     lines = str(info.value).splitlines()
     assert f"{path}: batch: unknown key: remove it or check its spelling" in lines
-    assert any(line.startswith(f"{path}: max_batch_size: Input should be a valid integer") for line in lines)
+    assert any(
+        line.startswith(f"{path}: max_batch_size: Input should be a valid integer")
+        for line in lines
+    )
     assert any(line.startswith(f"{path}: device: Input should be 'cpu' or 'gpu'") for line in lines)
     assert (
         f"{path}: name: 'a b' is not a valid deployment name: use letters, digits, '_', '-', '.'"
@@ -65,13 +68,18 @@ def test_invalid_names(tmp_path: Path, name: str) -> None:
 def test_nested_unknown_key(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         build_spec(write(tmp_path, "model: m\ninstances:\n  gpus: 2\n"))
-    assert str(info.value) == f"{tmp_path / 'tritonkit.yaml'}: instances.gpus: unknown key: remove it or check its spelling"
+    assert (
+        str(info.value)
+        == f"{tmp_path / 'tritonkit.yaml'}: instances.gpus: unknown key: remove it or check its spelling"
+    )
 
 
 def test_missing_and_bad_yaml(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         build_spec(tmp_path / "nope.yaml")
-    assert str(info.value) == f"{tmp_path / 'nope.yaml'}: spec file not found: check the --spec path"
+    assert (
+        str(info.value) == f"{tmp_path / 'nope.yaml'}: spec file not found: check the --spec path"
+    )
     with pytest.raises(SpecError, match="not valid YAML"):
         build_spec(write(tmp_path, "model: [unclosed\n"))
     with pytest.raises(SpecError, match="must be a YAML mapping"):

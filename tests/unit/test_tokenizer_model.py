@@ -1,0 +1,71 @@
+"""The tokenizer's Triton model, outside Triton (its triton_python_backend_utils import is guarded)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tritonkit.triton_models.tokenizer import TextEncoder, TokenizerError, encoder_from_config
+
+
+@pytest.fixture()
+def encoder(minilm_dir: Path) -> TextEncoder:
+    return TextEncoder(str(minilm_dir / "tokenizer.json"), max_length=16, pad_token_id=0)
+
+
+def test_pads_to_the_longest_text_of_the_request(encoder: TextEncoder) -> None:
+    out = encoder.encode(["hello world", "a much longer sentence than the first one"])
+    assert set(out) == {"input_ids", "attention_mask"}
+    assert out["input_ids"].dtype == np.int64
+    lengths = out["attention_mask"].sum(axis=1)
+    assert out["input_ids"].shape == (2, int(lengths.max()))
+    assert lengths[0] == 4  # [CLS] hello world [SEP]
+    assert (out["input_ids"][0, 4:] == 0).all()
+
+
+def test_truncates_to_max_length(encoder: TextEncoder) -> None:
+    out = encoder.encode(["word " * 100])
+    assert out["input_ids"].shape == (1, 16)
+    assert out["input_ids"][0, -1] == 102  # [SEP] kept after truncation
+
+
+def test_empty_string_is_cls_sep(encoder: TextEncoder) -> None:
+    out = encoder.encode([""])
+    assert out["input_ids"].tolist() == [[101, 102]]
+
+
+def test_optional_outputs_and_rounding(minilm_dir: Path) -> None:
+    enc = TextEncoder(
+        str(minilm_dir / "tokenizer.json"),
+        max_length=64,
+        emit_token_type_ids=True,
+        emit_offsets=True,
+        pad_to_multiple_of=8,
+    )
+    out = enc.encode(["hello world"])
+    assert set(out) == {"input_ids", "attention_mask", "token_type_ids", "offsets"}
+    assert out["input_ids"].shape == (1, 8)
+    assert out["offsets"].shape == (1, 8, 2)
+    assert out["offsets"][0, 1].tolist() == [0, 5]
+
+
+def test_decode_rejects_invalid_utf8_and_empty(encoder: TextEncoder) -> None:
+    good = np.array([["héllo".encode()]], dtype=np.object_)
+    assert encoder.decode_texts(good) == ["héllo"]
+    with pytest.raises(TokenizerError) as info:
+        encoder.decode_texts(np.array([[b"ok"], [b"\xff\xfe"]], dtype=np.object_))
+    assert str(info.value) == "TEXT[1] is not valid UTF-8 (byte 0): send UTF-8 encoded text"
+    with pytest.raises(TokenizerError, match="TEXT is empty"):
+        encoder.decode_texts(np.zeros((0, 1), dtype=np.object_))
+
+
+def test_encoder_from_config(minilm_dir: Path) -> None:
+    config = {
+        "parameters": {
+            "max_length": {"string_value": "12"},
+            "pad_token_id": {"string_value": "0"},
+            "emit_token_type_ids": {"string_value": "1"},
+        }
+    }
+    enc = encoder_from_config(config, str(minilm_dir))
+    assert enc.max_length == 12 and enc.emit_token_type_ids and not enc.emit_offsets
