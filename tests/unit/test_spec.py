@@ -68,10 +68,8 @@ def test_invalid_names(tmp_path: Path, name: str) -> None:
 def test_nested_unknown_key(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         build_spec(write(tmp_path, "model: m\ninstances:\n  gpus: 2\n"))
-    assert (
-        str(info.value)
-        == f"{tmp_path / 'tritonkit.yaml'}: instances.gpus: unknown key: remove it or check its spelling"
-    )
+    expected = "instances.gpus: unknown key: remove it or check its spelling"
+    assert str(info.value) == f"{tmp_path / 'tritonkit.yaml'}: {expected}"
 
 
 def test_missing_and_bad_yaml(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The tokenizer's Triton model, outside Triton (its triton_python_backend_utils import is guarded)."""
+"""The tokenizer Triton model, outside Triton (its pb_utils import is guarded)."""
 
 from pathlib import Path
 
