@@ -41,15 +41,14 @@ from tritonkit.resources import triton_model_source
 TRITON_VERSION = "2.51.0"
 PYTRITON_WHEEL = "nvidia-pytriton==0.7.0"
 # numpy 2 silently corrupts tensors in the 2.51 Python backend; onnxruntime 1.31.1 runs on 1.26.4.
-SERVER_ENV_PACKAGES = (
-    "numpy==1.26.4",
-    "onnxruntime==1.31.1",
-    f"tokenizers=={version('tokenizers')}",
-)
+_TOKENIZERS = f"tokenizers=={version('tokenizers')}"  # the client's own: same tokenizer.json
+SERVER_ENV_PACKAGES = ("numpy==1.26.4", "onnxruntime==1.31.1", _TOKENIZERS)
+_PYTHON = sysconfig.get_python_version()  # "3.11": the stub and the server env must match it
 _MARKER = "tritonkit-install.json"
 _SERVER_DIRS = ("bin/", "backends/", "caches/")  # under pytriton/tritonserver/; stubs: one copied
 _WHEEL_DIRS = (*(f"pytriton/tritonserver/{d}" for d in _SERVER_DIRS), "nvidia_pytriton.libs/")
 _LOG_TAIL_LINES = 40
+_INSTALLED = {"triton": TRITON_VERSION, "python": _PYTHON, "packages": list(SERVER_ENV_PACKAGES)}
 
 Log = Callable[[str], None]
 
@@ -75,18 +74,9 @@ def _install_dir(cache_dir: Path | None) -> Path:
     return (cache_dir or default_cache_dir()).expanduser().resolve() / f"server-{TRITON_VERSION}"
 
 
-def _expected_marker() -> dict[str, object]:
-    return {
-        "triton": TRITON_VERSION,
-        "wheel": PYTRITON_WHEEL,
-        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-        "packages": list(SERVER_ENV_PACKAGES),
-    }
-
-
 def _is_installed(root: Path) -> bool:
     try:
-        return bool(json.loads((root / _MARKER).read_text()) == _expected_marker())
+        return bool(json.loads((root / _MARKER).read_text()) == _INSTALLED)
     except (OSError, ValueError):
         return False
 
@@ -149,7 +139,7 @@ def _build(root: Path, log: Log) -> None:
         _run([sys.executable, "-m", "venv", "--without-pip", str(env)], "python -m venv", fix)
         _run([*pip, "--python", str(env / "bin" / "python"), "install", "-q",
               *SERVER_ENV_PACKAGES], "pip install into the server environment", fix)  # fmt: skip
-        (staging / _MARKER).write_text(json.dumps(_expected_marker(), indent=2) + "\n")
+        (staging / _MARKER).write_text(json.dumps(_INSTALLED, indent=2) + "\n")
         if root.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{root.name}-old-", dir=root.parent))
             root.rename(old / root.name)
@@ -163,12 +153,11 @@ def _build(root: Path, log: Log) -> None:
 def _unpack(wheel: Path, dest: Path) -> None:
     """Extract the server, its backends and bundled libraries, keeping the wheel's layout
     (the binaries' RPATHs point from there to nvidia_pytriton.libs)."""
-    minor = f"{sys.version_info.major}.{sys.version_info.minor}"
-    stub = f"pytriton/tritonserver/python_backend_stubs/{minor}/triton_python_backend_stub"
+    stub = f"pytriton/tritonserver/python_backend_stubs/{_PYTHON}/triton_python_backend_stub"
     with zipfile.ZipFile(wheel) as archive:
         if stub not in archive.namelist():
             raise ServerError(
-                f"{PYTRITON_WHEEL} has no Python backend stub for Python {minor}: "
+                f"{PYTRITON_WHEEL} has no Python backend stub for Python {_PYTHON}: "
                 "run tritonkit with Python 3.10 to 3.13"
             )
         for info in archive.infolist():
@@ -187,11 +176,17 @@ def refresh_onnxruntime_backend(install: ServerInstall) -> None:
     Done on every find_server() and start(), so edits to the module take effect at once.
     """
     folder = install.backend_dir / "onnxruntime"
-    if (folder / "libtriton_onnxruntime.so").exists():
+    source = triton_model_source("onnxruntime_backend").read_bytes()
+    target = folder / "model.py"
+    if (folder / "libtriton_onnxruntime.so").exists() or (
+        target.is_file() and target.read_bytes() == source
+    ):
         return
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(triton_model_source("onnxruntime_backend"), folder / "model.py")
+        partial = folder / f".model.py.{os.getpid()}"
+        partial.write_bytes(source)
+        partial.replace(target)  # atomic: a server loading a model never reads half a file
     except OSError as e:
         raise ServerError(
             f"cannot write the onnxruntime backend into {folder}: {e.strerror}: "
@@ -494,7 +489,11 @@ class TritonServer:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(wait)
                     break
-            _end_group(process.pid)
+            deadline = time.monotonic() + 5.0  # then kill what is left (stubs) and wait
+            with contextlib.suppress(ProcessLookupError):
+                while time.monotonic() < deadline:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    time.sleep(0.05)
         for path in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
             path.unlink(missing_ok=True)
 
@@ -504,14 +503,3 @@ class TritonServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def _end_group(pgid: int, timeout: float = 5.0) -> None:
-    """Kill what is left of the server's process group (Python backend stubs) and wait."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
