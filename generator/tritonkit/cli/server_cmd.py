@@ -50,9 +50,10 @@ def serve(
     from tritonkit.server import TritonServer, find_server
     from tritonkit.validate import validate_repository
 
-    problems = validate_repository(repo)
-    if problems:
-        raise RepositoryError(f"{repo}: invalid repository: " + "; ".join(problems))
+    if not repo.is_dir():
+        raise RepositoryError(f"{repo}: model repository folder not found: run tritonkit generate")
+    for problem in validate_repository(repo):  # Triton has the last word; these are warnings
+        console.print(f"[yellow]warning:[/] {problem}")
     install = find_server(tritonserver, log=lambda line: console.print(f"[dim]{line}[/]"))
     server = TritonServer(
         repo.resolve(), install, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port

@@ -217,11 +217,14 @@ class TritonPythonModel:
         self.batching = int(config.get("max_batch_size", 0)) > 0
         accelerators = config.get("optimization", {}).get("execution_accelerators", {})
         names = [a.get("name", "?") for group in accelerators.values() for a in group]
-        if names or args.get("model_instance_kind") == "GPU":
+        emulated = [f"execution accelerators {names}"] if names else []
+        if args.get("model_instance_kind") == "GPU":
+            emulated.append("its GPU instance")
+        if emulated:
             _log(
-                f"model '{self.name}': execution accelerators {names or 'none'} and GPU "
-                "instances are emulated on CPU (CPUExecutionProvider) by tritonkit's local "
-                "onnxruntime backend; the Triton container image runs them for real"
+                f"model '{self.name}': {' and '.join(emulated)} emulated on CPU "
+                "(CPUExecutionProvider) by tritonkit's local onnxruntime backend; the Triton "
+                "container image runs them for real"
             )
 
     def execute(self, requests: list[Any]) -> list[Any]:
