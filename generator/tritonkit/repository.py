@@ -201,9 +201,23 @@ def render_plan(plan: RepositoryPlan) -> dict[str, str]:
     return rendered
 
 
+PLACEHOLDER_MARK = "# model_repository/"
+
+
+def is_placeholder(output: Path) -> bool:
+    """The project's committed model_repository/ holds only a README explaining the layout;
+    generating into it loses nothing, so it needs no --force."""
+    if not output.is_dir():
+        return False
+    entries = list(output.iterdir())
+    if [p.name for p in entries] != ["README.md"]:
+        return False
+    return entries[0].read_text(encoding="utf-8", errors="replace").startswith(PLACEHOLDER_MARK)
+
+
 def check_output(output: Path, force: bool) -> None:
     """Refuse early, before any work, to overwrite an existing output without --force."""
-    if output.exists() and not force:
+    if output.exists() and not force and not is_placeholder(output):
         raise RepositoryError(
             f"{output}: output already exists: pass --force to replace it or choose another -o"
         )

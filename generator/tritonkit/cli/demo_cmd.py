@@ -31,11 +31,12 @@ def demo(output: Path, tritonserver: Path | None) -> None:
     """
     from tritonkit.check import BUILTIN_TEXTS, run_check
     from tritonkit.generate import generate
+    from tritonkit.repository import is_placeholder
     from tritonkit.server import TritonServer, find_server, free_port
     from tritonkit.spec import build_spec
 
     offline()
-    if output.exists() and not (output / "tritonkit.json").is_file():
+    if output.exists() and not (output / "tritonkit.json").is_file() and not is_placeholder(output):
         raise RepositoryError(
             f"{output}: exists and was not written by tritonkit: choose another -o"
         )
