@@ -187,7 +187,7 @@ def test_bad_requests_get_errors_and_the_server_keeps_serving(
     module: Any = httpclient if protocol == "http" else grpcclient
     url = served.http_url if protocol == "http" else served.grpc_url
     client = module.InferenceServerClient(url)
-    good = np.array([["still serving".encode()]], dtype=np.object_)
+    good = np.array([[b"still serving"]], dtype=np.object_)
     bad_requests = [
         (np.array([[b"ok"], [b"\xff\xfe bad"]], dtype=np.object_), "BYTES", "not valid UTF-8"),
         (np.array([[1, 2]], dtype=np.int32), "INT32", "data-type is 'INT32'"),
