@@ -46,3 +46,13 @@ class ServerError(TritonkitError):
 
 class CheckError(TritonkitError):
     """A correctness check could not run (not: a text failed its tolerance)."""
+
+
+class LoadtestInputError(TritonkitError):
+    """A load test cannot start: unreachable server, unknown model, no texts, a bad SLO."""
+
+    exit_code = 2
+
+
+class LoadtestError(TritonkitError):
+    """A load test ran but missed an SLO, or Locust did not finish (its reports are written)."""
