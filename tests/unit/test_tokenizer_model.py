@@ -49,6 +49,14 @@ def test_optional_outputs_and_rounding(minilm_dir: Path) -> None:
     assert out["offsets"][0, 1].tolist() == [0, 5]
 
 
+def test_buckets(minilm_dir: Path) -> None:
+    enc = TextEncoder(str(minilm_dir / "tokenizer.json"), max_length=32, buckets=(6, 12))
+    assert enc.encode(["hello world"])["input_ids"].shape == (1, 6)  # 4 tokens -> bucket 6
+    assert enc.encode(["one two three four five six"])["input_ids"].shape == (1, 12)
+    assert enc.encode(["word " * 20])["input_ids"].shape == (1, 32)  # past them: max_length
+    assert enc.encode(["word " * 50])["input_ids"].shape == (1, 32)  # truncated at max_length
+
+
 def test_decode_rejects_invalid_utf8_and_empty(encoder: TextEncoder) -> None:
     good = np.array([["héllo".encode()]], dtype=np.object_)
     assert encoder.decode_texts(good) == ["héllo"]

@@ -10,9 +10,12 @@ Config parameters (string values):
   emit_token_type_ids   "1" if the model takes token_type_ids
   emit_offsets          "1" to return character offsets (token classification)
   pad_to_multiple_of    pad each request's length up to a multiple of this (0: no rounding)
+  buckets               comma-separated lengths, e.g. "16,24,40,128": pad each request to the
+                        smallest bucket that holds its longest text, so that requests of similar
+                        length share a shape and Triton's dynamic batcher can merge them
 
-Each request is padded to its own longest text (rounded as above), so no request pays for
-another's length. A bad request (invalid UTF-8, empty batch) gets a Triton error response;
+Without buckets each request is padded to its own longest text (rounded as above), so no
+request pays for another's length. A bad request (invalid UTF-8, empty batch) gets a Triton error response;
 the other requests of the same execute() call are served.
 """
 
@@ -46,6 +49,7 @@ class TextEncoder:
         emit_token_type_ids: bool = False,
         emit_offsets: bool = False,
         pad_to_multiple_of: int = 0,
+        buckets: tuple[int, ...] = (),
     ) -> None:
         self.tokenizer = Tokenizer.from_file(tokenizer_file)
         self.tokenizer.no_padding()
@@ -55,8 +59,14 @@ class TextEncoder:
         self.emit_token_type_ids = emit_token_type_ids
         self.emit_offsets = emit_offsets
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.buckets = tuple(sorted(b for b in buckets if b > 0))
 
     def padded_length(self, longest: int) -> int:
+        for bucket in self.buckets:
+            if bucket >= longest:
+                return min(bucket, self.max_length)
+        if self.buckets:
+            return self.max_length
         step = self.pad_to_multiple_of
         if step > 1:
             longest = -(-longest // step) * step
@@ -110,6 +120,7 @@ def encoder_from_config(model_config: dict[str, Any], version_dir: str) -> TextE
         emit_token_type_ids=params.get("emit_token_type_ids", "0") == "1",
         emit_offsets=params.get("emit_offsets", "0") == "1",
         pad_to_multiple_of=int(params.get("pad_to_multiple_of", "0")),
+        buckets=tuple(int(b) for b in params.get("buckets", "").split(",") if b.strip()),
     )
 
 
