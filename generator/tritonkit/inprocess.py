@@ -1,0 +1,213 @@
+"""In-process baselines for the served deployment: the same texts through the same ONNX model
+(ONNX Runtime) and through PyTorch + transformers, without Triton.
+
+`tritonkit tune` compares the served throughput with the best of these, so the serving
+overhead is a measured ratio, not a claim. Each configuration runs for a fixed time on the
+whole corpus (cycled), tokenization included, in fresh worker processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Baseline:
+    engine: str  # "onnxruntime" | "pytorch"
+    workers: int
+    threads: int  # per worker
+    batching: str  # "none" (one text per call) | "equal-length xN" (sorted by length)
+    texts_per_s: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.engine} {self.workers}x{self.threads} threads, batching {self.batching}"
+
+
+def _batches(lengths: np.ndarray, batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of (nearly) equal token length."""
+    if batch_size <= 1:
+        return [[i] for i in range(len(lengths))]
+    order = np.argsort(lengths, kind="stable")
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+def _ort_worker(args: tuple[str, str, list[str], int, int, int, float, Any]) -> None:
+    onnx_path, tokenizer_file, texts, max_length, threads, batch_size, seconds, queue = args
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    wanted = {i.name for i in session.get_inputs()}
+    tokenizer = Tokenizer.from_file(tokenizer_file)
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.enable_padding()
+    lengths = np.array([len(e.ids) for e in tokenizer.encode_batch(texts)])
+    batches = _batches(lengths, batch_size)
+    done, index = 0, 0
+    queue.put(("ready", 0))
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        batch = [texts[i] for i in batches[index % len(batches)]]
+        encodings = tokenizer.encode_batch(batch)
+        feeds = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        session.run(None, {k: v for k, v in feeds.items() if k in wanted})
+        done += len(batch)
+        index += 1
+    queue.put(("done", done / (time.perf_counter() - start)))
+
+
+def _torch_worker(args: tuple[str, str, list[str], int, int, int, float, Any]) -> None:
+    model_dir, task, texts, max_length, threads, batch_size, seconds, queue = args
+    import torch
+    from transformers import (
+        AutoModel,
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+    )
+
+    torch.set_num_threads(threads)
+    model_class: Any = {
+        "feature-extraction": AutoModel,
+        "text-classification": AutoModelForSequenceClassification,
+        "token-classification": AutoModelForTokenClassification,
+    }[task]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    model = model_class.from_pretrained(model_dir, local_files_only=True).eval()
+    lengths = np.array(
+        [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+    )
+    batches = _batches(lengths, batch_size)
+    done, index = 0, 0
+    queue.put(("ready", 0))
+    start = time.perf_counter()
+    with torch.inference_mode():
+        while time.perf_counter() - start < seconds:
+            batch = [texts[i] for i in batches[index % len(batches)]]
+            encoded = tokenizer(
+                batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            )
+            output = model(**encoded)
+            if task == "feature-extraction":  # the post-processing the served graph does
+                mask = encoded["attention_mask"].unsqueeze(-1).float()
+                pooled = (output.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                torch.nn.functional.normalize(pooled, dim=1)
+            else:
+                torch.softmax(output.logits, dim=-1)
+            done += len(batch)
+            index += 1
+    queue.put(("done", done / (time.perf_counter() - start)))
+
+
+def _run(target: Any, args: tuple[Any, ...], workers: int) -> float:
+    """Start `workers` processes, let them all load, then sum their throughputs."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    processes = [context.Process(target=target, args=((*args, queue),)) for _ in range(workers)]
+    for process in processes:
+        process.start()
+    results = []
+    try:
+        for _ in range(2 * workers):
+            kind, value = queue.get(timeout=600)
+            if kind == "done":
+                results.append(value)
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    return float(sum(results))
+
+
+def measure_onnxruntime(
+    onnx_path: Path,
+    tokenizer_file: Path,
+    texts: Sequence[str],
+    max_length: int,
+    *,
+    workers: int,
+    threads: int,
+    batch_size: int,
+    seconds: float,
+) -> Baseline:
+    args = (
+        str(onnx_path),
+        str(tokenizer_file),
+        list(texts),
+        max_length,
+        threads,
+        batch_size,
+        seconds,
+    )
+    rate = _run(_ort_worker, args, workers)
+    batching = "none" if batch_size <= 1 else f"equal-length x{batch_size}"
+    return Baseline("onnxruntime", workers, threads, batching, rate)
+
+
+def measure_pytorch(
+    model_dir: Path,
+    task: str,
+    texts: Sequence[str],
+    max_length: int,
+    *,
+    workers: int,
+    threads: int,
+    batch_size: int,
+    seconds: float,
+) -> Baseline:
+    args = (str(model_dir), task, list(texts), max_length, threads, batch_size, seconds)
+    rate = _run(_torch_worker, args, workers)
+    batching = "none" if batch_size <= 1 else f"equal-length x{batch_size}"
+    return Baseline("pytorch", workers, threads, batching, rate)
+
+
+ORT_GRID = ((1, 2, 1), (2, 1, 1), (1, 2, 16), (2, 1, 16))  # (workers, threads, batch size)
+TORCH_GRID = ((1, 2, 1), (1, 2, 16), (2, 1, 16))
+
+
+def measure_all(
+    onnx_path: Path,
+    tokenizer_file: Path,
+    model_dir: Path,
+    task: str,
+    texts: Sequence[str],
+    max_length: int,
+    seconds: float = 10.0,
+) -> list[Baseline]:
+    """Every in-process configuration in ORT_GRID and TORCH_GRID."""
+    results = [
+        measure_onnxruntime(
+            onnx_path,
+            tokenizer_file,
+            texts,
+            max_length,
+            workers=w,
+            threads=t,
+            batch_size=b,
+            seconds=seconds,
+        )
+        for w, t, b in ORT_GRID
+    ]
+    results += [
+        measure_pytorch(
+            model_dir, task, texts, max_length, workers=w, threads=t, batch_size=b, seconds=seconds
+        )
+        for w, t, b in TORCH_GRID
+    ]
+    return results
