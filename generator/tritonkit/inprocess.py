@@ -87,7 +87,7 @@ def _torch_worker(args: tuple[str, str, list[str], int, int, int, float, Any]) -
         "text-classification": AutoModelForSequenceClassification,
         "token-classification": AutoModelForTokenClassification,
     }[task]
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)  # type: ignore[no-untyped-call]
     model = model_class.from_pretrained(model_dir, local_files_only=True).eval()
     lengths = np.array(
         [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]

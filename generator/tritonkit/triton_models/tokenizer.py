@@ -15,8 +15,8 @@ Config parameters (string values):
                         length share a shape and Triton's dynamic batcher can merge them
 
 Without buckets each request is padded to its own longest text (rounded as above), so no
-request pays for another's length. A bad request (invalid UTF-8, empty batch) gets a Triton error response;
-the other requests of the same execute() call are served.
+request pays for another's length. A bad request (invalid UTF-8, empty batch) gets a Triton
+error response; the other requests of the same execute() call are served.
 """
 
 from __future__ import annotations
