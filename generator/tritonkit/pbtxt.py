@@ -36,11 +36,27 @@ class DynamicBatching:
 
 
 @dataclass(frozen=True)
-class ModelPlan:
-    """One composing model (ONNX Runtime or Python backend) of the deployment."""
+class ExecutionAccelerator:
+    """An ONNX Runtime GPU execution accelerator (e.g. "tensorrt") and its string parameters."""
 
     name: str
-    kind: str  # "onnx" | "python"
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CudaGraph:
+    """One CUDA graph Triton's TensorRT backend captures: a batch size and each input's dims."""
+
+    batch_size: int
+    input_dims: dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """One composing model (ONNX Runtime, TensorRT plan or Python backend) of the deployment."""
+
+    name: str
+    kind: str  # "onnx" | "python" | "tensorrt"
     description: str
     max_batch_size: int
     inputs: tuple[Tensor, ...]
@@ -50,6 +66,14 @@ class ModelPlan:
     dynamic_batching: DynamicBatching | None = None
     parameters: dict[str, str] = field(default_factory=dict)
     default_model_filename: str = "model.onnx"
+    # TensorRT plans: the optimization profiles the instance group may use (Triton picks one
+    # per request by input shape), one plan per compute capability, CUDA graphs.
+    profiles: tuple[str, ...] = ()
+    cc_model_filenames: dict[str, str] = field(default_factory=dict)
+    cuda_graphs: bool = False
+    cuda_graph_specs: tuple[CudaGraph, ...] = ()
+    # ONNX Runtime: GPU execution accelerators (the TensorRT execution provider).
+    gpu_accelerators: tuple[ExecutionAccelerator, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,7 +93,11 @@ class EnsemblePlan:
     steps: tuple[EnsembleStep, ...]
 
 
-_TEMPLATES = {"onnx": "onnx_model.pbtxt.j2", "python": "python_model.pbtxt.j2"}
+_TEMPLATES = {
+    "onnx": "onnx_model.pbtxt.j2",
+    "python": "python_model.pbtxt.j2",
+    "tensorrt": "tensorrt_plan.pbtxt.j2",
+}
 
 
 @lru_cache(maxsize=1)

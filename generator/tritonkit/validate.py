@@ -13,6 +13,7 @@ from tritonclient.grpc import model_config_pb2
 from tritonkit.errors import ConfigError, TritonkitError
 from tritonkit.pbtxt import data_type_name, read_config
 from tritonkit.repository import onnx_io
+from tritonkit.trt_triton import plan_problems
 
 _ONNX_PLATFORMS = {"onnxruntime_onnx"}
 _ONNX_BACKENDS = {"onnxruntime"}
@@ -68,6 +69,8 @@ def _check_model_files(
                 problems.append(f"{rel}/{version.name}/{filename}: model file missing")
                 continue
             _check_onnx_io(rel, path, config, problems)
+    elif config.platform == "tensorrt_plan":
+        problems.extend(plan_problems(model_dir, config))
     elif config.backend == "python":
         for version in versions:
             if not (version / "model.py").is_file():
