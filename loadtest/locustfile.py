@@ -111,8 +111,12 @@ class KServeHttpUser(FastHttpUser):
         rows, texts = draw()
         body = {
             "inputs": [
-                {"name": CONFIG["input"], "shape": [len(texts), 1], "datatype": "BYTES",
-                 "data": texts}  # fmt: skip
+                {
+                    "name": CONFIG["input"],
+                    "shape": [len(texts), 1],
+                    "datatype": "BYTES",
+                    "data": texts,
+                }
             ],
             "outputs": PAYLOAD_OUTPUTS,
         }
@@ -141,7 +145,11 @@ def _error(text: str | None) -> str:
 
 
 class WrongResultError(Exception):
-    pass
+    """A served result outside the tolerance of its PyTorch reference."""
+
+
+class TritonError(Exception):
+    """A Triton error answer, with its message (Locust groups failures by the repr)."""
 
 
 class TritonGrpcUser(User):
@@ -175,7 +183,7 @@ class TritonGrpcUser(User):
                 exception = WrongResultError(problem) if problem else None
         except InferenceServerException as e:
             elapsed = time.perf_counter() - start
-            exception = e
+            exception = TritonError(str(e))
         self.environment.events.request.fire(
             request_type="gRPC",
             name=MODEL,
@@ -242,7 +250,7 @@ def _exit_later(code: int, grace_s: float) -> None:
 
     def watchdog() -> None:
         sleep(grace_s)
-        os.write(2, f"tritonkit: Locust had not exited {grace_s:g} s after quit: exiting\n".encode())
+        os.write(2, f"tritonkit: Locust still running {grace_s:g} s after quit: exiting\n".encode())
         os._exit(code)
 
     gevent.monkey.get_original("_thread", "start_new_thread")(watchdog, ())

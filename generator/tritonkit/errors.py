@@ -56,3 +56,20 @@ class LoadtestInputError(TritonkitError):
 
 class LoadtestError(TritonkitError):
     """A load test ran but missed an SLO, or Locust did not finish (its reports are written)."""
+
+
+class TensorRTUnavailableError(TritonkitError):
+    """Neither the TensorRT Python API nor trtexec exists here: plans are built on a GPU node."""
+
+
+class PlanBuildError(TritonkitError):
+    """A TensorRT plan could not be built: bad options, a model TensorRT refuses, a failed build."""
+
+
+class OptimizeError(TritonkitError):
+    """An optimization variant could not be built or measured: bad options, a calibration or
+    evaluation file that cannot be used, or a graph the optimizer cannot handle."""
+
+
+class AccuracyGateError(OptimizeError):
+    """The variant asked for (or every candidate) lost more accuracy than the gate allows."""

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import math
 import os
-import random
 import re
 import signal
 import subprocess
@@ -26,7 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tritonkit.errors import CheckError, LoadtestInputError, ModelSourceError
+from tritonkit.errors import CheckError, LoadtestInputError
+from tritonkit.loadtest_target import Target, http_client, prepare_check, probe
 from tritonkit.metrics import (
     ModelBreakdown,
     Snapshot,
@@ -44,8 +44,8 @@ Shape = Literal["users", "step", "rate"]
 PROTOCOLS: tuple[Protocol, ...] = ("http", "grpc")
 SHAPES: tuple[Shape, ...] = ("users", "step", "rate")
 USER_CLASSES = {"http": "KServeHttpUser", "grpc": "TritonGrpcUser"}
-CHECK_TEXTS = 64  # corpus texts with precomputed references, for sampled correctness checks
 CPU_WARNING = 0.9  # Locust runs on one core: above this share it may limit the load
+DURATION_HINT = "expected a duration of at least 1s, such as 20s, 90, 2m or 1m30s"
 _HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
 
 
@@ -85,17 +85,6 @@ class LoadtestConfig:
 
 
 @dataclass(frozen=True)
-class Target:
-    """The served model, as its config describes it."""
-
-    name: str
-    input: str  # the TYPE_STRING input
-    outputs: tuple[str, ...]
-    steps: tuple[str, ...]  # composing models of an ensemble, in order
-    max_batch_size: int
-
-
-@dataclass(frozen=True)
 class LoadtestResult:
     """Client-side figures (successful requests only for latency and rps), the server-side
     breakdown per model, SLO verdicts and the reports written."""
@@ -128,16 +117,21 @@ class LoadtestResult:
         return self.complete and all(verdict.passed for verdict in self.verdicts)
 
 
-def parse_duration(text: str, source: str = "--duration") -> float:
-    """`20s`, `90`, `2m`, `1m30s`, `1h` -> seconds (at least 1)."""
+def duration_seconds(text: str) -> float | None:
+    """`20s`, `90`, `2m`, `1m30s`, `1h` -> seconds; None unless a duration of at least 1 s."""
     match = re.fullmatch(r"\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
     if match is None or not any(match.groups()):
-        raise LoadtestInputError(f"{source} {text}: expected a duration such as 20s, 90, 2m, 1m30s")
+        return None
     hours, minutes, seconds = (float(group or 0) for group in match.groups())
     total = hours * 3600 + minutes * 60 + seconds
-    if total < 1:
-        raise LoadtestInputError(f"{source} {text}: a load test lasts at least 1s")
-    return total
+    return total if total >= 1 else None
+
+
+def parse_duration(text: str, source: str = "--duration") -> float:
+    seconds = duration_seconds(text)
+    if seconds is None:
+        raise LoadtestInputError(f"{source} {text}: {DURATION_HINT}")
+    return seconds
 
 
 def _split(url: str, flag: str) -> tuple[str, int]:
@@ -178,9 +172,9 @@ def _validate(config: LoadtestConfig) -> None:
          "--shape rate needs --rate: the requests per second to send"),
         (config.shape != "rate" and config.rate is not None,
          "--rate applies to --shape rate only: add --shape rate"),
-        (config.rate is not None and config.rate <= 0, f"--rate {config.rate:g}: give more than 0"),
+        (config.rate is not None and config.rate <= 0, f"--rate {config.rate}: give more than 0"),
         (config.spawn_rate is not None and config.spawn_rate <= 0,
-         f"--spawn-rate {config.spawn_rate:g}: give more than 0"),
+         f"--spawn-rate {config.spawn_rate}: give more than 0"),
         (config.step_users is not None and config.step_users < 1,
          f"--step-users {config.step_users}: give at least 1"),
         (config.step_time_s < 1, f"--step-time {config.step_time_s:g}s: give at least 1s"),
@@ -188,136 +182,6 @@ def _validate(config: LoadtestConfig) -> None:
     for failed, message in problems:
         if failed:
             raise LoadtestInputError(message)
-
-
-def _http_client(url: str) -> Any:
-    import tritonclient.http as httpclient
-
-    return httpclient.InferenceServerClient(url, connection_timeout=10.0, network_timeout=30.0)
-
-
-def probe(config: LoadtestConfig) -> Target:
-    """Check that the server answers and serves `config.name` with a text input."""
-    client = _http_client(config.url)
-    try:
-        try:
-            client.is_server_live()
-        except Exception:
-            raise LoadtestInputError(
-                f"{config.url}: cannot reach the Triton server over HTTP: start it "
-                "(tritonkit serve) or fix --url"
-            ) from None
-        if not client.is_model_ready(config.name):
-            ready = sorted(
-                {m["name"] for m in client.get_model_repository_index() if m.get("state") == "READY"}
-            )
-            listed = f"ready: {', '.join(ready)}" if ready else "no model is ready"
-            raise LoadtestInputError(
-                f"model '{config.name}' is not ready on {config.url} ({listed}): check --name"
-            )
-        target = _target(config, dict(client.get_model_config(config.name)))
-    finally:
-        client.close()
-    if config.protocol == "grpc":
-        _probe_grpc(config.resolved_grpc_url, config.name)
-    try:
-        scrape_metrics(config.resolved_metrics_url)
-    except OSError:
-        raise LoadtestInputError(
-            f"{config.resolved_metrics_url}: cannot read Triton's /metrics: fix --metrics-url "
-            "(default: the --url host, port 8002)"
-        ) from None
-    return target
-
-
-def _target(config: LoadtestConfig, model: dict[str, Any]) -> Target:
-    name = config.name
-    texts = [t["name"] for t in model.get("input", []) if t.get("data_type") == "TYPE_STRING"]
-    if len(texts) != 1 or len(model.get("input", [])) != 1:
-        raise LoadtestInputError(
-            f"model '{name}' does not take one TYPE_STRING input: send the load to the "
-            "deployment's ensemble (--name)"
-        )
-    max_batch = int(model.get("max_batch_size", 0))
-    if max_batch < config.batch_size:
-        raise LoadtestInputError(
-            f"--batch-size {config.batch_size}: model '{name}' takes at most {max_batch} texts "
-            "per request (max_batch_size): lower --batch-size"
-        )
-    steps = model.get("ensemble_scheduling", {}).get("step", [])
-    return Target(
-        name=name,
-        input=texts[0],
-        outputs=tuple(o["name"] for o in model.get("output", [])),
-        steps=tuple(dict.fromkeys(step["model_name"] for step in steps)),
-        max_batch_size=max_batch,
-    )
-
-
-def _probe_grpc(url: str, name: str) -> None:
-    import tritonclient.grpc as grpcclient
-
-    client = grpcclient.InferenceServerClient(url)
-    try:
-        ready = client.is_model_ready(name, client_timeout=10.0)
-    except Exception:
-        ready = False
-    finally:
-        client.close()
-    if not ready:
-        raise LoadtestInputError(
-            f"{url}: cannot reach model '{name}' over gRPC: fix --grpc-url "
-            "(default: the --url port + 1)"
-        )
-
-
-def _prepare_check(
-    config: LoadtestConfig, model_dir: Path, target: Target, texts: Sequence[str], run_dir: Path
-) -> dict[str, Any]:
-    """Reference results for a sample of the corpus, computed before the load starts."""
-    from tritonkit.check import TASK_BY_OUTPUT, Tolerance, token_counts
-    from tritonkit.export import inspect_model_dir, reference_outputs
-    task = next((TASK_BY_OUTPUT[o] for o in target.outputs if o in TASK_BY_OUTPUT), None)
-    if task is None:
-        raise LoadtestInputError(
-            f"model '{target.name}' has outputs {', '.join(target.outputs)}: correctness "
-            "sampling needs a tritonkit ensemble (EMBEDDINGS, PROBABILITIES or LABEL_IDS)"
-        )
-    try:
-        info = inspect_model_dir(model_dir, task)
-    except ModelSourceError as e:
-        raise LoadtestInputError(str(e)) from None
-    max_length = _served_max_length(config, target) or info.max_length
-    unique = sorted(set(texts))
-    sample = random.Random(0).sample(unique, min(CHECK_TEXTS, len(unique)))
-    references = reference_outputs(model_dir, task, sample, max_length=max_length)
-    tokens = token_counts(model_dir / "tokenizer.json", sample, max_length)
-    path = run_dir / "references.npz"
-    np.savez(path, n_tokens=np.array(tokens), **references)
-    tolerance = Tolerance()
-    return {
-        "fraction": config.check_fraction,
-        "task": task,
-        "labels": list(info.labels),
-        "texts": sample,
-        "references": str(path),
-        "min_cosine": tolerance.min_cosine,
-        "max_prob_diff": tolerance.max_prob_diff,
-    }
-
-
-def _served_max_length(config: LoadtestConfig, target: Target) -> int | None:
-    """The tokenizer step's max_length parameter: what the server truncates to."""
-    client = _http_client(config.url)
-    try:
-        for step in target.steps:
-            parameters = dict(client.get_model_config(step)).get("parameters", {})
-            value = parameters.get("max_length", {}).get("string_value")
-            if value:
-                return int(value)
-    finally:
-        client.close()
-    return None
 
 
 @dataclass(frozen=True)
@@ -330,7 +194,7 @@ class _Counters:
 def _read_counters(config: LoadtestConfig) -> _Counters:
     problems = []
     statistics = metrics = None
-    client = _http_client(config.url)
+    client = http_client(config.url)
     try:
         statistics = counters_from_statistics(client.get_inference_statistics())
     except Exception as e:
@@ -366,6 +230,7 @@ class _LocustRun:
 
 def _locust_command(config: LoadtestConfig, output: Path) -> list[str]:
     spawn_rate = config.spawn_rate or config.users
+    output = output.resolve()  # Locust runs in a scratch folder
     return [
         sys.executable, "-m", "locust", "-f", str(data_dir("loadtest") / "locustfile.py"),
         "--headless", "--only-summary", "--loglevel", "WARNING",
@@ -418,7 +283,7 @@ def _locust_config(
 ) -> dict[str, Any]:
     check = None
     if config.model_dir is not None and config.check_fraction > 0:
-        check = _prepare_check(config, config.model_dir, target, texts, run_dir)
+        check = prepare_check(config, config.model_dir, target, texts, run_dir)
     return {
         "model": target.name,
         "input": target.input,

@@ -55,7 +55,9 @@ class ModelCounters:
     compute_output_us: float = 0.0
 
     def _combine(self, other: ModelCounters, sign: float) -> ModelCounters:
-        values = {f.name: getattr(self, f.name) + sign * getattr(other, f.name) for f in fields(self)}
+        values = {
+            f.name: getattr(self, f.name) + sign * getattr(other, f.name) for f in fields(self)
+        }
         return ModelCounters(**values)
 
     def __add__(self, other: ModelCounters) -> ModelCounters:

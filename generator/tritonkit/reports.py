@@ -38,7 +38,9 @@ _STAGES = (
 def write_reports(result: LoadtestResult) -> dict[str, Path]:
     """Write summary.json, junit.xml and breakdown.png; every report path by kind."""
     output = result.config.output
-    reports = {kind: output / name for kind, name in LOCUST_FILES.items() if (output / name).exists()}
+    reports = {
+        kind: output / name for kind, name in LOCUST_FILES.items() if (output / name).exists()
+    }
     reports["junit"] = write_junit(result, output / "junit.xml")
     reports["plot"] = write_plot(result, output / "breakdown.png")
     reports["summary"] = output / "summary.json"
@@ -158,6 +160,7 @@ def write_plot(result: LoadtestResult, path: Path) -> Path:
     for index, name in enumerate(names):
         if name in limits:
             client.hlines(limits[name], index - 0.4, index + 0.4, colors="#e53935", linestyles="--")
+    client.margins(y=0.15)
     client.set_ylabel("ms")
     client.set_title(
         f"client ({result.config.protocol}, {result.rps:.0f} req/s, "
@@ -172,11 +175,16 @@ def write_plot(result: LoadtestResult, path: Path) -> Path:
             server.barh(labels, widths, left=left, color=colour, label=stage)
             left = [a + b for a, b in zip(left, widths, strict=True)]
         for y, (row, end) in enumerate(zip(rows, left, strict=True)):
-            batch = "-" if row.avg_batch_size is None else f"{row.avg_batch_size:.1f}"
+            batch = "-" if row.avg_batch_size is None else f"{row.avg_batch_size:.2f}"
             server.text(end, y, f"  batch {batch}", va="center")
+        ensemble = result.breakdown[0]
+        if len(result.breakdown) > 1 and ensemble.avg_request_us is not None:
+            total = ensemble.avg_request_us / 1e3
+            server.axvline(total, color="#e53935", linestyle=":", label=f"{ensemble.model} total")
+            left.append(total)
         server.invert_yaxis()
-        server.set_xlim(0, max(left + [0.001]) * 1.3)
-        server.legend(loc="lower right", fontsize="small")
+        server.set_xlim(0, max([*left, 0.001]) * 1.3)
+        server.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=5, frameon=False)
         server.set_xlabel("ms per request (average)")
     else:
         server.text(0.5, 0.5, "no server-side breakdown", ha="center", transform=server.transAxes)

@@ -49,9 +49,18 @@ def main() -> None:
 
 
 def _register() -> None:
-    from tritonkit.cli import check_cmd, demo_cmd, generate_cmd, server_cmd
+    from tritonkit.cli import (
+        check_cmd,
+        demo_cmd,
+        generate_cmd,
+        helm_cmd,
+        loadtest_cmd,
+        server_cmd,
+        tensorrt_cmd,
+    )
 
-    for module in (generate_cmd, server_cmd, check_cmd, demo_cmd):
+    modules = (generate_cmd, server_cmd, check_cmd, demo_cmd, loadtest_cmd, helm_cmd, tensorrt_cmd)
+    for module in modules:
         for command in module.COMMANDS:
             main.add_command(command)
 
