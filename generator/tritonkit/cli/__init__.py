@@ -57,9 +57,19 @@ def _register() -> None:
         loadtest_cmd,
         server_cmd,
         tensorrt_cmd,
+        tune_cmd,
     )
 
-    modules = (generate_cmd, server_cmd, check_cmd, demo_cmd, loadtest_cmd, helm_cmd, tensorrt_cmd)
+    modules = (
+        generate_cmd,
+        server_cmd,
+        check_cmd,
+        demo_cmd,
+        loadtest_cmd,
+        helm_cmd,
+        tensorrt_cmd,
+        tune_cmd,
+    )
     for module in modules:
         for command in module.COMMANDS:
             main.add_command(command)

@@ -1,0 +1,137 @@
+"""The tuner's search logic and config edits (the live trials are in tests/integration)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tritonkit.generate import generate
+from tritonkit.pbtxt import read_config
+from tritonkit.spec import build_spec
+from tritonkit.tune import (
+    Settings,
+    Trial,
+    TuneError,
+    apply_settings,
+    read_settings,
+    search,
+    write_settings,
+)
+from tritonkit.validate import validate_repository
+
+DEFAULT = Settings(1, 0, 1, True, 32, 500, ())
+LENGTHS = [5, 6, 8, 9, 12, 14, 20, 30, 31, 60]
+
+
+def fake_measure(score: dict[Settings, list[float]] | None = None, p95: float = 10.0):
+    """Throughput from a table (a list is consumed in order); the default scores 100."""
+    calls: list[tuple[Settings, str]] = []
+
+    def measure(settings: Settings, stage: str) -> Trial:
+        calls.append((settings, stage))
+        values = (score or {}).get(settings)
+        value = values.pop(0) if values else 100.0 if settings == DEFAULT else 90.0
+        return Trial(settings, stage, value, p95, 0.0, 1.0, 1.0)
+
+    return measure, calls
+
+
+def test_budget_too_short() -> None:
+    measure, calls = fake_measure()
+    with pytest.raises(TuneError) as info:
+        search(DEFAULT, measure, LENGTHS, 64, budget_s=20, trial_cost_s=10)
+    assert str(info.value) == (
+        "--budget 20s is too short for one trial: each takes about 10s and tuning needs at "
+        "least 30s; raise --budget"
+    )
+    assert calls == []
+
+
+def test_keeps_the_default_when_nothing_beats_it() -> None:
+    measure, calls = fake_measure()
+    result = search(DEFAULT, measure, LENGTHS, 64, budget_s=10_000, trial_cost_s=0.001)
+    assert result.chosen == DEFAULT
+    assert not result.improved
+    assert calls[0][1] == "default"
+    assert "batching" in {stage for _, stage in calls}
+
+
+def test_picks_a_winner_that_holds_in_the_confirmation() -> None:
+    winner = replace(DEFAULT, model_instances=2, threads=1)
+    measure, calls = fake_measure({winner: [150.0, 140.0]})
+    result = search(DEFAULT, measure, LENGTHS, 64, budget_s=10_000, trial_cost_s=0.001)
+    assert result.chosen.model_instances == 2 and result.chosen.threads == 1
+    assert result.confirmation == {"default": 100.0, "best": 140.0}
+    assert calls[-2][1] == "confirm best" and calls[-1][1] == "confirm default"
+
+
+def test_never_picks_a_setting_that_lost_the_confirmation() -> None:
+    lucky = replace(DEFAULT, model_instances=2, threads=1)
+    measure, _ = fake_measure({lucky: [150.0, 101.0], DEFAULT: [100.0, 100.0]})
+    result = search(DEFAULT, measure, LENGTHS, 64, budget_s=10_000, trial_cost_s=0.001)
+    assert result.chosen == DEFAULT  # 101 is within the 3 % margin: noise, not a win
+
+
+def test_p95_bound_excludes_slow_settings() -> None:
+    fast_but_slow = replace(DEFAULT, model_instances=2, threads=1)
+    measure, _ = fake_measure({fast_but_slow: [500.0, 500.0]}, p95=10.0)
+
+    def bounded(settings: Settings, stage: str) -> Trial:
+        trial = measure(settings, stage)
+        return replace(trial, p95_ms=99.0) if settings == fast_but_slow else trial
+
+    result = search(
+        DEFAULT, bounded, LENGTHS, 64, budget_s=10_000, trial_cost_s=0.001, p95_bound_ms=50
+    )
+    assert result.chosen == DEFAULT
+
+
+def test_stops_at_the_budget() -> None:
+    measure, calls = fake_measure()
+    ticks = itertools.count()
+    import tritonkit.tune as tune
+
+    real = tune.time.monotonic
+    tune.time.monotonic = lambda: float(next(ticks))  # type: ignore[assignment]
+    try:
+        search(DEFAULT, measure, LENGTHS, 64, budget_s=12, trial_cost_s=3)
+    finally:
+        tune.time.monotonic = real  # type: ignore[assignment]
+    assert len(calls) < 5
+
+
+@pytest.fixture()
+def tiny_repo(tmp_path: Path, tiny_model_dirs: dict[str, Path]) -> Path:
+    spec = build_spec(
+        None,
+        {
+            "model": tiny_model_dirs["text-classification"],
+            "task": "text-classification",
+            "name": "cls",
+            "output": tmp_path / "repo",
+        },
+    )
+    return generate(spec).output
+
+
+def test_read_apply_write_round_trip(tiny_repo: Path) -> None:
+    default = read_settings(tiny_repo, "cls")
+    assert default == Settings(1, 0, 1, True, 32, 500, ())
+    tuned = Settings(2, 1, 2, True, 16, 1000, (8, 16, 64))
+    write_settings(tiny_repo, "cls", tuned)
+    assert validate_repository(tiny_repo) == []
+    assert read_settings(tiny_repo, "cls") == tuned
+    tokenizer = read_config(tiny_repo / "cls_tokenizer" / "config.pbtxt")
+    assert tokenizer.parameters["buckets"].string_value == "8,16,64"
+    assert read_config(tiny_repo / "cls" / "config.pbtxt").max_batch_size == 16
+    off = replace(tuned, batching=False, buckets=())
+    configs = {
+        m: read_config(tiny_repo / m / "config.pbtxt") for m in ("cls", "cls_tokenizer", "cls_onnx")
+    }
+    applied = apply_settings(configs, "cls", off)
+    assert not applied["cls_onnx"].HasField("dynamic_batching")
+    assert (tiny_repo / "cls_onnx" / "1" / "model.onnx").is_file()
+    assert sorted(p.name for p in tiny_repo.parent.iterdir()) == ["repo"]
