@@ -46,5 +46,14 @@ test: lint typecheck helm-tools
 	$(BIN)/tritonkit server install
 	$(BIN)/python -m pytest -q
 
+# all-MiniLM-L6-v2: PyTorch eager and every CPU variant side by side (fixed 128 tokens and real
+# lengths, batch 1 and 32) -> out/bench/bench.{md,json,png}; then the fine-tuned sentiment
+# classifier's variants gated on the labelled eval split (accuracy drop in points).
+bench: $(STAMP)
+	$(BIN)/tritonkit bench -o out/bench --rebuild
+	$(BIN)/tritonkit optimize "$$($(BIN)/tritonkit finetune --print-path)" \
+		--task text-classification --eval-file generator/tritonkit/data/sentiment/eval.jsonl \
+		-o out/bench/sentiment-variants
+
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache

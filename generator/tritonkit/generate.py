@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import Any
 
 from tokenizers import Tokenizer
 
@@ -45,6 +46,7 @@ class GenerateResult:
     max_length: int
     export_max_diff: float | None
     timings: dict[str, float] = field(default_factory=dict)
+    variant: dict[str, Any] | None = None  # the deployed variant's record (not for fp32)
 
 
 def _versions() -> dict[str, str]:
@@ -98,7 +100,13 @@ def _use_given_onnx(source: Path, target: Path, task: str) -> None:
         )
 
 
-def _docs(plan: RepositoryPlan, info: ModelInfo, max_length: int, output: Path) -> dict[str, str]:
+def _docs(
+    plan: RepositoryPlan,
+    info: ModelInfo,
+    max_length: int,
+    output: Path,
+    variant: dict[str, Any] | None,
+) -> dict[str, str]:
     env = environment()
     versions = _versions()
     common = {"spec": plan.spec, "version": __version__}
@@ -111,6 +119,7 @@ def _docs(plan: RepositoryPlan, info: ModelInfo, max_length: int, output: Path) 
         labels=info.labels,
         max_length=max_length,
         versions=versions,
+        variant=variant,
     )
     dockerfile = env.get_template("Dockerfile.j2").render(
         **common,
@@ -123,6 +132,11 @@ def _docs(plan: RepositoryPlan, info: ModelInfo, max_length: int, output: Path) 
 def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> GenerateResult:
     """Build the repository for `spec` at spec.output; nothing is left behind on failure."""
     timings: dict[str, float] = {}
+    if spec.export.onnx is not None and spec.variant != "fp32":
+        raise RepositoryError(
+            f"export.onnx ({spec.export.onnx}) and variant {spec.variant} exclude each other: "
+            "variants are built from the model folder; drop one of them"
+        )
     output = spec.output.resolve()
     check_output(output, spec.force)
     start = time.perf_counter()
@@ -134,9 +148,15 @@ def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> Gener
         version_dir = staged / spec.onnx_name / "1"
         version_dir.mkdir(parents=True)
         max_diff: float | None = None
+        variant: dict[str, Any] | None = None
         if spec.export.onnx is not None:
             progress(f"using the given ONNX model {spec.export.onnx}")
             _use_given_onnx(spec.export.onnx, version_dir / "model.onnx", spec.task)
+        elif spec.variant != "fp32":
+            from tritonkit.select_variant import deploy_variant
+
+            deployed = deploy_variant(spec, info, max_length, version_dir / "model.onnx", progress)
+            variant = deployed.record
         else:
             progress(f"exporting {spec.model} to ONNX ({spec.task})")
             result = export_model(
@@ -155,10 +175,15 @@ def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> Gener
             max_length,
             pad_token_id(spec.model, tokenizer),
         )
-        extra = _docs(plan, info, max_length, spec.output)
+        extra = _docs(plan, info, max_length, spec.output, variant)
         extra["tritonkit.json"] = metadata(
             plan,
-            {"versions": _versions(), "max_length": max_length, "export_max_abs_diff": max_diff},
+            {
+                "versions": _versions(),
+                "max_length": max_length,
+                "export_max_abs_diff": max_diff,
+                "variant": variant,
+            },
         )
         write_files(staged, plan, extra)
         problems = validate_repository(staged)
@@ -166,4 +191,4 @@ def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> Gener
             raise RepositoryError("generated repository failed validation:\n" + "\n".join(problems))
         commit(staged, output, spec.force)
         timings["repository"] = time.perf_counter() - start
-    return GenerateResult(output, plan, max_length, max_diff, timings)
+    return GenerateResult(output, plan, max_length, max_diff, timings, variant)

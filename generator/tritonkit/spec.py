@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -68,6 +68,26 @@ class ExportSpec(_Strict):
     onnx: Path | None = None
 
 
+Variant = Literal["fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static"]
+
+
+class OptimizeSpec(_Strict):
+    """How the optimization variants are built and gated (`tritonkit optimize`, `--variant`)."""
+
+    variants: tuple[Variant, ...] = ()  # empty: every variant for the device
+    calibration_file: Path | None = None  # default: the packaged sentiment training texts
+    calibration_method: Literal["minmax", "entropy", "percentile"] = "percentile"
+    calibration_op_types: tuple[str, ...] = ("MatMul",)
+    static_scope: Literal["layernorm-inputs", "all"] = "layernorm-inputs"
+    quantization_preset: Literal["auto", "avx2", "avx512", "avx512-vnni", "arm64"] = "auto"
+    reduce_range: bool | None = None  # default: the preset's
+    smooth_alpha: float = Field(default=0.5, ge=0, le=1)
+    eval_file: Path | None = None  # default: the packaged evaluation texts
+    max_accuracy_drop: float | None = Field(default=None, ge=0)  # points; default per task
+    threads: int | None = Field(default=None, ge=1, le=1024)
+    variants_dir: Path | None = None  # reuse (or keep) the variants here
+
+
 class DeploymentSpec(_Strict):
     """Everything `tritonkit generate` needs; every generate flag maps to one key here."""
 
@@ -82,6 +102,8 @@ class DeploymentSpec(_Strict):
     device: Literal["cpu", "gpu"] = "cpu"
     triton_image: str = DEFAULT_TRITON_IMAGE
     export: ExportSpec = ExportSpec()
+    variant: str = "fp32"  # a Variant, or "auto": the fastest that passes the accuracy gate
+    optimize: OptimizeSpec = OptimizeSpec()
     check: CheckSpec = CheckSpec()
     force: bool = False
 
@@ -93,6 +115,14 @@ class DeploymentSpec(_Strict):
                 f"'{value}' is not a valid deployment name: use letters, digits, '_', '-', '.'"
                 " (no spaces or path separators), starting with a letter or digit"
             )
+        return value
+
+    @field_validator("variant")
+    @classmethod
+    def _known_variant(cls, value: str) -> str:
+        choices = ("auto", *get_args(Variant))
+        if value not in choices:
+            raise ValueError(f"variant '{value}' does not exist: choose {', '.join(choices)}")
         return value
 
     @property
@@ -122,7 +152,13 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     for key in ("model", "output"):
         if isinstance(data.get(key), str):
             data[key] = str((base / data[key]).resolve())
-    for section, key in (("check", "file"), ("export", "onnx")):
+    for section, key in (
+        ("check", "file"),
+        ("export", "onnx"),
+        ("optimize", "calibration_file"),
+        ("optimize", "eval_file"),
+        ("optimize", "variants_dir"),
+    ):
         block = data.get(section)
         if isinstance(block, dict) and isinstance(block.get(key), str):
             block[key] = str((base / block[key]).resolve())

@@ -55,6 +55,7 @@ def _register() -> None:
         generate_cmd,
         helm_cmd,
         loadtest_cmd,
+        optimize_cmd,
         server_cmd,
         tensorrt_cmd,
         tune_cmd,
@@ -67,6 +68,7 @@ def _register() -> None:
         demo_cmd,
         loadtest_cmd,
         helm_cmd,
+        optimize_cmd,
         tensorrt_cmd,
         tune_cmd,
     )

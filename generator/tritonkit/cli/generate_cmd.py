@@ -64,6 +64,17 @@ def _overrides(options: dict[str, Any]) -> dict[str, Any]:
         "device": options["device"],
         "triton_image": options["triton_image"],
         "export": {"opset": options["opset"], "atol": options["atol"], "onnx": options["onnx"]},
+        "variant": options["variant"],
+        "optimize": {
+            "variants": options["variants"] or None,
+            "calibration_file": options["calibration_file"],
+            "calibration_method": options["calibration_method"],
+            "quantization_preset": options["quantization_preset"],
+            "eval_file": options["eval_file"],
+            "max_accuracy_drop": options["max_accuracy_drop"],
+            "threads": options["threads"],
+            "variants_dir": options["variants_dir"],
+        },
         "force": True if options["force"] else None,
     }
 
@@ -86,6 +97,26 @@ def _overrides(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--opset", type=int, help="ONNX opset.")
 @click.option("--atol", type=float, help="Export parity tolerance [default: 1e-4].")
 @click.option("--onnx", type=_PATH, help="Use this exported ONNX file instead of exporting.")
+@click.option(
+    "--variant",
+    type=click.Choice(["auto", "fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static"]),
+    help="Model variant; auto: the fastest that passes the accuracy gate [default: fp32].",
+)
+@click.option(
+    "--variants",
+    type=click.Choice(["fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static"]),
+    multiple=True,
+    help="auto chooses among these (repeatable) [default: every variant for the device].",
+)
+@click.option("--calibration-file", type=_PATH, help="int8 calibration texts.")
+@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]))
+@click.option(
+    "--quantization-preset", type=click.Choice(["auto", "avx2", "avx512", "avx512-vnni", "arm64"])
+)
+@click.option("--eval-file", type=_PATH, help="Accuracy gate texts (.jsonl/.csv may hold labels).")
+@click.option("--max-accuracy-drop", type=float, help="Accuracy gate, points [default: per task].")
+@click.option("--threads", type=int, help="Threads for the gate and the benchmark.")
+@click.option("--variants-dir", type=_PATH, help="Reuse variants built by `tritonkit optimize`.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 def generate(spec_file: Path | None, **options: Any) -> None:
     """Build a Triton model repository from a Hugging Face model folder.
@@ -99,6 +130,7 @@ def generate(spec_file: Path | None, **options: Any) -> None:
         tritonkit generate ./my-model --task text-classification --name sentiment -o repo
         tritonkit generate --spec tritonkit.yaml            # unattended (init container)
         tritonkit generate --spec tritonkit.yaml --device gpu --force
+        tritonkit generate ./my-model --variant auto -o repo   # fastest that passes the gate
     """
     from tritonkit.generate import generate as run_generate
 
@@ -117,6 +149,11 @@ def generate(spec_file: Path | None, **options: Any) -> None:
         f"[green]wrote[/] {result.output} (models: {spec.name}, "
         f"{spec.tokenizer_name}, {spec.onnx_name}){diff}"
     )
+    if result.variant is not None:
+        console.print(
+            f"  variant {result.variant['name']}: {result.variant['why']}; "
+            f"{result.variant['accuracy']['reason']}"
+        )
     for stage, seconds in result.timings.items():
         console.print(f"  {stage}: {seconds:.1f}s")
 
