@@ -16,7 +16,7 @@ from typing import Any
 from tokenizers import Tokenizer
 
 from tritonkit import __version__
-from tritonkit.errors import ExportError, RepositoryError
+from tritonkit.errors import CheckError, ExportError, RepositoryError
 from tritonkit.export import ModelInfo, check_onnx_file, export_model, inspect_model_dir
 from tritonkit.pbtxt import environment
 from tritonkit.repository import (
@@ -28,7 +28,7 @@ from tritonkit.repository import (
     staging_dir,
     write_files,
 )
-from tritonkit.spec import DeploymentSpec
+from tritonkit.spec import TRT_VARIANTS, DeploymentSpec
 from tritonkit.validate import validate_repository
 
 Progress = Callable[[str], None]
@@ -129,6 +129,87 @@ def _docs(
     return {"README.md": readme, "Dockerfile": dockerfile}
 
 
+def resolve_buckets(spec: DeploymentSpec, tokenizer_file: Path, max_length: int) -> tuple[int, ...]:
+    """The tokenizer's length buckets: as given, or derived from a corpus (least padding)."""
+    if spec.tokenizer.buckets:
+        return tuple(min(b, max_length) for b in spec.tokenizer.buckets)
+    if spec.tokenizer.bucket_count == 0:
+        return ()
+    from tritonkit.buckets import optimal_buckets, token_lengths
+    from tritonkit.check import load_texts
+    from tritonkit.loadtest import default_corpus
+
+    corpus = spec.tokenizer.bucket_corpus or default_corpus()
+    try:
+        texts = load_texts(corpus)
+    except CheckError as e:
+        raise RepositoryError(f"tokenizer.bucket_corpus: {e}") from None
+    lengths = token_lengths(tokenizer_file, texts, max_length)
+    return optimal_buckets(lengths, spec.tokenizer.bucket_count, max_length)
+
+
+def _require_tensorrt(spec: DeploymentSpec) -> None:
+    """TensorRT variants: refuse early, before any export, where no plan can be built."""
+    if spec.variant not in TRT_VARIANTS:
+        return
+    if spec.device != "gpu":
+        raise RepositoryError(
+            f"variant {spec.variant}: TensorRT plans are for GPU targets: set device: gpu"
+        )
+    from tritonkit.tensorrt import choose_builder
+
+    choose_builder(spec.model / "model.onnx")
+
+
+def _build_trt(
+    spec: DeploymentSpec,
+    plan: RepositoryPlan,
+    staged: Path,
+    buckets: tuple[int, ...],
+    max_length: int,
+) -> RepositoryPlan:
+    """Replace the ONNX model with a TensorRT plan built from it (in the target image)."""
+    from dataclasses import replace
+
+    from tritonkit.tensorrt import BuildOptions, build_plan
+    from tritonkit.trt_profiles import plan_profiles
+    from tritonkit.trt_triton import plan_tensorrt_model
+
+    trt = spec.tensorrt
+    options = BuildOptions(
+        profiles=plan_profiles(buckets, max_length, spec.max_batch_size, trt.opt_batch_size),
+        precision="int8" if spec.variant == "trt-int8" else "fp16",
+        workspace_mib=trt.workspace_mib,
+        timing_cache=trt.timing_cache,
+        optimization_level=trt.optimization_level,
+        hardware_compatibility=trt.hardware_compatibility,
+        version_compatible=trt.version_compatible,
+        per_compute_capability=trt.per_cc,
+        triton_image=spec.triton_image,
+    )
+    onnx_model = plan.models[1]
+    name = f"{spec.name}_trt"
+    onnx_dir = staged / onnx_model.name
+    record = build_plan(onnx_dir / "1" / "model.onnx", staged / name / "1", options)
+    shutil.rmtree(onnx_dir)
+    model = plan_tensorrt_model(
+        onnx_model,
+        name=name,
+        io_types=record.io_types,
+        profile_count=len(record.profiles),
+        cc_model_filenames={record.compute_capability: record.file} if trt.per_cc else None,
+        cuda_graphs=trt.cuda_graphs,
+    )
+    first, second = plan.ensemble.steps
+    ensemble = replace(plan.ensemble, steps=(first, replace(second, model_name=name)))
+    prefix = f"{onnx_model.name}/"
+    files = tuple(
+        replace(f, path=name + "/" + f.path[len(prefix) :]) if f.path.startswith(prefix) else f
+        for f in plan.files
+    )
+    return replace(plan, models=(plan.models[0], model), ensemble=ensemble, files=files)
+
+
 def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> GenerateResult:
     """Build the repository for `spec` at spec.output; nothing is left behind on failure."""
     timings: dict[str, float] = {}
@@ -139,6 +220,7 @@ def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> Gener
         )
     output = spec.output.resolve()
     check_output(output, spec.force)
+    _require_tensorrt(spec)
     start = time.perf_counter()
     info = inspect_model_dir(spec.model, spec.task)
     max_length = resolve_max_length(spec, info)
@@ -152,7 +234,7 @@ def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> Gener
         if spec.export.onnx is not None:
             progress(f"using the given ONNX model {spec.export.onnx}")
             _use_given_onnx(spec.export.onnx, version_dir / "model.onnx", spec.task)
-        elif spec.variant != "fp32":
+        elif spec.variant not in ("fp32", *TRT_VARIANTS):
             from tritonkit.select_variant import deploy_variant
 
             deployed = deploy_variant(spec, info, max_length, version_dir / "model.onnx", progress)
@@ -167,6 +249,7 @@ def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> Gener
         timings["export"] = time.perf_counter() - start
         start = time.perf_counter()
         progress("rendering and validating the Triton model repository")
+        buckets = resolve_buckets(spec, tokenizer_file, max_length)
         plan = plan_repository(
             spec,
             version_dir / "model.onnx",
@@ -174,7 +257,11 @@ def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> Gener
             info.labels,
             max_length,
             pad_token_id(spec.model, tokenizer),
+            buckets,
         )
+        if spec.variant in TRT_VARIANTS:
+            progress(f"building the TensorRT plan ({spec.variant})")
+            plan = _build_trt(spec, plan, staged, buckets, max_length)
         extra = _docs(plan, info, max_length, spec.output, variant)
         extra["tritonkit.json"] = metadata(
             plan,
@@ -182,6 +269,7 @@ def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> Gener
                 "versions": _versions(),
                 "max_length": max_length,
                 "export_max_abs_diff": max_diff,
+                "buckets": list(buckets),
                 "variant": variant,
             },
         )

@@ -83,7 +83,8 @@ def values_from_spec(
 ) -> HelmValues:
     """The chart values that `spec` decides; `source` names the spec in error messages."""
     notices = []
-    generate = spec.model_dump(mode="json", exclude={*CHART_OWNED_KEYS, CHECK_KEY})
+    # the loadtest section belongs to the chart's test hook (test.loadtest), not to generate
+    generate = spec.model_dump(mode="json", exclude={*CHART_OWNED_KEYS, CHECK_KEY, "loadtest"})
     if spec.export.onnx is not None:
         notices.append(
             f"export.onnx ({spec.export.onnx}) is a local file: not carried into the cluster; "

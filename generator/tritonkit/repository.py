@@ -25,6 +25,7 @@ from tritonkit.pbtxt import (
     DynamicBatching,
     EnsemblePlan,
     EnsembleStep,
+    ExecutionAccelerator,
     ModelPlan,
     Tensor,
     render_config,
@@ -99,6 +100,7 @@ def plan_repository(
     labels: tuple[str, ...],
     max_length: int,
     pad_token_id: int,
+    buckets: tuple[int, ...] = (),
 ) -> RepositoryPlan:
     """Decide every model, tensor and file of the repository (nothing is written here)."""
     graph_inputs, graph_outputs = onnx_io(onnx_path)
@@ -135,6 +137,7 @@ def plan_repository(
         instance_count=spec.instances.model,
         instance_kind="KIND_GPU" if spec.device == "gpu" else "KIND_CPU",
         dynamic_batching=batching,
+        gpu_accelerators=_accelerators(spec, [t.name for t in graph_inputs], max_length),
     )
     token_outputs = [Tensor(t.name, "TYPE_INT64", (-1,)) for t in onnx_model.inputs]
     emit_offsets = spec.task == "token-classification"
@@ -155,6 +158,7 @@ def plan_repository(
             "emit_token_type_ids": "1" if "token_type_ids" in input_names else "0",
             "emit_offsets": "1" if emit_offsets else "0",
             "pad_to_multiple_of": "0",
+            "buckets": ",".join(str(b) for b in buckets),
         },
     )
     ensemble_outputs = [
@@ -192,6 +196,31 @@ def plan_repository(
         files.append(FileEntry(f"{onnx_model.name}/labels.txt", content=text))
         files.append(FileEntry(f"{ensemble.name}/labels.txt", content=text))
     return RepositoryPlan(spec, (tokenizer, onnx_model), ensemble, tuple(files))
+
+
+def _accelerators(
+    spec: DeploymentSpec, inputs: list[str], max_length: int
+) -> tuple[ExecutionAccelerator, ...]:
+    """ONNX Runtime's TensorRT execution accelerator, when the spec asks for it (GPU only)."""
+    if not spec.tensorrt.accelerator:
+        return ()
+    if spec.device != "gpu":
+        raise RepositoryError(
+            "tensorrt.accelerator: ONNX Runtime's TensorRT accelerator needs device: gpu"
+        )
+    from tritonkit.trt_triton import onnx_trt_accelerator
+
+    return (
+        onnx_trt_accelerator(
+            spec.tensorrt.precision,
+            inputs,
+            spec.max_batch_size,
+            max_length,
+            workspace_bytes=spec.tensorrt.workspace_mib << 20,
+            engine_cache_path=f"{spec.tensorrt.engine_cache_path.rstrip('/')}/{spec.name}",
+            optimization_level=spec.tensorrt.optimization_level,
+        ),
+    )
 
 
 def render_plan(plan: RepositoryPlan) -> dict[str, str]:

@@ -69,6 +69,7 @@ class ExportSpec(_Strict):
 
 
 Variant = Literal["fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static"]
+TRT_VARIANTS = ("trt-fp16", "trt-int8")  # TensorRT plans, built where TensorRT is (GPU nodes)
 
 
 class OptimizeSpec(_Strict):
@@ -88,6 +89,42 @@ class OptimizeSpec(_Strict):
     variants_dir: Path | None = None  # reuse (or keep) the variants here
 
 
+class TokenizerSpec(_Strict):
+    """Sequence-length buckets, so that Triton's dynamic batcher can merge requests.
+
+    `buckets` lists them outright; otherwise `bucket_count` > 0 derives that many from the
+    token lengths of `bucket_corpus` (default: the corpus shipped with tritonkit), choosing
+    the set with the least padding. 0 and no buckets pads each request to its own length.
+    """
+
+    buckets: tuple[int, ...] = ()
+    bucket_count: int = Field(default=0, ge=0, le=32)
+    bucket_corpus: Path | None = None
+
+    @field_validator("buckets")
+    @classmethod
+    def _sorted_positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(size <= 0 for size in value):
+            raise ValueError("buckets must be positive token counts")
+        return tuple(sorted(set(value)))
+
+
+class TensorRTSpec(_Strict):
+    """TensorRT on GPU targets: plans (variants trt-fp16, trt-int8) or ORT's TensorRT EP."""
+
+    precision: Literal["fp16", "int8"] = "fp16"
+    workspace_mib: int = Field(default=4096, ge=1)
+    timing_cache: Path | None = None
+    optimization_level: int = Field(default=3, ge=0, le=5)
+    hardware_compatibility: Literal["none", "ampere+"] = "none"
+    version_compatible: bool = False
+    per_cc: bool = False
+    opt_batch_size: int | None = Field(default=None, ge=1)
+    cuda_graphs: bool = False
+    accelerator: bool = False  # ONNX model + ONNX Runtime's TensorRT execution accelerator
+    engine_cache_path: str = "/trt-cache"
+
+
 class DeploymentSpec(_Strict):
     """Everything `tritonkit generate` needs; every generate flag maps to one key here."""
 
@@ -102,9 +139,12 @@ class DeploymentSpec(_Strict):
     device: Literal["cpu", "gpu"] = "cpu"
     triton_image: str = DEFAULT_TRITON_IMAGE
     export: ExportSpec = ExportSpec()
-    variant: str = "fp32"  # a Variant, or "auto": the fastest that passes the accuracy gate
+    variant: str = "fp32"  # a Variant, trt-fp16/trt-int8 (GPU), or "auto"
     optimize: OptimizeSpec = OptimizeSpec()
+    tokenizer: TokenizerSpec = TokenizerSpec()
+    tensorrt: TensorRTSpec = TensorRTSpec()
     check: CheckSpec = CheckSpec()
+    loadtest: dict[str, Any] = Field(default_factory=dict)  # `tritonkit loadtest` defaults
     force: bool = False
 
     @field_validator("name")
@@ -120,9 +160,25 @@ class DeploymentSpec(_Strict):
     @field_validator("variant")
     @classmethod
     def _known_variant(cls, value: str) -> str:
-        choices = ("auto", *get_args(Variant))
+        choices = ("auto", *get_args(Variant), *TRT_VARIANTS)
         if value not in choices:
             raise ValueError(f"variant '{value}' does not exist: choose {', '.join(choices)}")
+        return value
+
+    @field_validator("loadtest")
+    @classmethod
+    def _valid_loadtest(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from tritonkit.loadtest_spec import LoadtestSpec
+
+        try:
+            LoadtestSpec.model_validate(value)
+        except ValidationError as e:
+            item = e.errors()[0]
+            loc = ".".join(str(part) for part in item["loc"])
+            message = item["msg"]
+            if item["type"] == "extra_forbidden":
+                message = "unknown key: remove it or check its spelling"
+            raise ValueError(f"{loc}: {message}") from None
         return value
 
     @property
@@ -158,6 +214,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         ("optimize", "calibration_file"),
         ("optimize", "eval_file"),
         ("optimize", "variants_dir"),
+        ("tokenizer", "bucket_corpus"),
+        ("tensorrt", "timing_cache"),
     ):
         block = data.get(section)
         if isinstance(block, dict) and isinstance(block.get(key), str):

@@ -75,8 +75,15 @@ def test_split_image_refuses_unpinned_images(reference: str, message: str) -> No
 
 
 def test_values_from_spec(spec_file: Path) -> None:
-    result = values_from_spec(build_spec(spec_file), model_pvc="hf", model_sub_path="m")
+    spec = build_spec(spec_file)
+    result = values_from_spec(spec, model_pvc="hf", model_sub_path="m")
     assert result.notices == ()
+    carried = result.values["modelRepository"]["generate"]["spec"]
+    for section in ("variant", "optimize", "tokenizer", "tensorrt"):  # defaults, carried as is
+        value = getattr(spec, section)
+        if not isinstance(value, str):
+            value = {k: v for k, v in value.model_dump(mode="json").items() if v is not None}
+        assert carried.pop(section) == value
     assert result.values == {
         "modelName": "sentiment",
         "image": {"repository": "registry.local:5000/triton", "tag": "24.10-py3-tk", "digest": ""},

@@ -9,7 +9,7 @@ import click
 
 from tritonkit.cli.common import console, offline
 from tritonkit.errors import RepositoryError
-from tritonkit.spec import TASKS, build_spec
+from tritonkit.spec import TASKS, TRT_VARIANTS, build_spec
 
 _PATH = click.Path(path_type=Path)
 
@@ -65,6 +65,15 @@ def _overrides(options: dict[str, Any]) -> dict[str, Any]:
         "triton_image": options["triton_image"],
         "export": {"opset": options["opset"], "atol": options["atol"], "onnx": options["onnx"]},
         "variant": options["variant"],
+        "tokenizer": {
+            "buckets": options["buckets"] or None,
+            "bucket_count": options["bucket_count"],
+            "bucket_corpus": options["bucket_corpus"],
+        },
+        "tensorrt": {
+            "accelerator": options["tensorrt_accelerator"],
+            "precision": options["tensorrt_precision"],
+        },
         "optimize": {
             "variants": options["variants"] or None,
             "calibration_file": options["calibration_file"],
@@ -99,8 +108,24 @@ def _overrides(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--onnx", type=_PATH, help="Use this exported ONNX file instead of exporting.")
 @click.option(
     "--variant",
-    type=click.Choice(["auto", "fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static"]),
-    help="Model variant; auto: the fastest that passes the accuracy gate [default: fp32].",
+    type=click.Choice(
+        ["auto", "fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static", *TRT_VARIANTS]
+    ),
+    help="Model variant; auto: the fastest that passes the accuracy gate; trt-*: a TensorRT "
+    "plan, built where TensorRT is (GPU node) [default: fp32].",
+)
+@click.option("--buckets", type=int, multiple=True, help="Tokenizer length buckets (repeatable).")
+@click.option("--bucket-count", type=int, help="Derive this many buckets from --bucket-corpus.")
+@click.option("--bucket-corpus", type=_PATH, help="Texts for --bucket-count [default: shipped].")
+@click.option(
+    "--tensorrt-accelerator/--no-tensorrt-accelerator",
+    default=None,
+    help="GPU: ONNX Runtime's TensorRT execution accelerator in the ONNX config.",
+)
+@click.option(
+    "--tensorrt-precision",
+    type=click.Choice(["fp16", "int8"]),
+    help="TensorRT precision (plans and the accelerator) [default: fp16].",
 )
 @click.option(
     "--variants",
