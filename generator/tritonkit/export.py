@@ -17,7 +17,6 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from tritonkit.errors import ExportError, ModelSourceError, ParityError
+from tritonkit.resources import package_versions
 
 if TYPE_CHECKING:
     import torch
@@ -559,6 +559,6 @@ def _write_export_json(path: Path, result: ExportResult, atol: float) -> None:
         "max_abs_diff": result.max_abs_diff,
         "atol": atol,
         "seconds": round(result.seconds, 3),
-        "versions": {name: metadata.version(name) for name in _VERSIONED_PACKAGES},
+        "versions": package_versions(_VERSIONED_PACKAGES),
     }
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from tritonkit.repository import (
     staging_dir,
     write_files,
 )
+from tritonkit.resources import package_versions
 from tritonkit.spec import TRT_VARIANTS, DeploymentSpec
 from tritonkit.validate import validate_repository
 
@@ -51,13 +51,11 @@ class GenerateResult:
 
 def _versions() -> dict[str, str]:
     names = ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime", "tokenizers")
-    versions = {"tritonkit": __version__, "python": platform.python_version()}
-    for name in names:
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    return {
+        "tritonkit": __version__,
+        "python": platform.python_version(),
+        **package_versions(names),
+    }
 
 
 def pad_token_id(model_dir: Path, tokenizer: Tokenizer) -> int:

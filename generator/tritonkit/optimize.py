@@ -20,7 +20,6 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ from tritonkit.quantize import (
     smooth,
     split_skip_layernorm,
 )
+from tritonkit.resources import package_versions
 
 VARIANTS = ("fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static")
 DEVICE_VARIANTS = {
@@ -134,13 +134,7 @@ class _Build:
 
 
 def _versions() -> dict[str, str]:
-    found = {}
-    for name in _VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return package_versions(_VERSIONED)
 
 
 def _encode(info: ModelInfo, texts: Sequence[str], max_length: int) -> list[Feeds]:

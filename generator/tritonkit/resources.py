@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from importlib import metadata
 from pathlib import Path
 
 from tritonkit.errors import TritonkitError
@@ -22,3 +24,14 @@ def data_dir(name: str) -> Path:
 def triton_model_source(name: str) -> Path:
     """Source file of a module that is copied into a Triton repository or backend as model.py."""
     return _PACKAGE_DIR / "triton_models" / f"{name}.py"
+
+
+def package_versions(names: Iterable[str]) -> dict[str, str]:
+    """Installed versions of `names` ("not installed" for a missing one), for provenance files."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
