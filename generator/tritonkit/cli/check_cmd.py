@@ -21,6 +21,20 @@ def _preview(text: str, width: int = 42) -> str:
     return text if len(text) <= width else f"{text[: width - 1]}… ({len(text)} chars)"
 
 
+def _tolerance(
+    min_cosine: float | None, max_prob_diff: float | None, precision: str | None
+) -> Tolerance:
+    base = Tolerance()
+    if precision is not None:
+        from tritonkit.trt_triton import precision_tolerance
+
+        base = precision_tolerance(precision)  # type: ignore[arg-type]
+    return Tolerance(
+        base.min_cosine if min_cosine is None else min_cosine,
+        base.max_prob_diff if max_prob_diff is None else max_prob_diff,
+    )
+
+
 def print_report(report: CheckReport) -> None:
     table = Table(title=f"tritonkit check: {report.name} ({report.task}) vs PyTorch reference")
     table.add_column("#", justify="right")
@@ -47,16 +61,27 @@ def print_report(report: CheckReport) -> None:
 @click.option("--grpc-url", help="gRPC HOST:PORT [default: HTTP port + 1].")
 @click.option("--name", default="minilm", show_default=True, help="Ensemble name.")
 @click.option("--texts", "texts_file", type=_PATH, help="Texts: one per line, or .jsonl {text}.")
-@click.option("--min-cosine", type=float, default=0.999, show_default=True)
-@click.option("--max-prob-diff", type=float, default=1e-3, show_default=True)
+@click.option(
+    "--min-cosine", type=float, help="Embeddings floor [default: 0.999, or --precision's]."
+)
+@click.option(
+    "--max-prob-diff", type=float, help="Classification [default: 1e-3, or --precision's]."
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "fp16", "int8"]),
+    help="Tolerances for a model served at this precision (TensorRT or int8 variants): "
+    "fp32 0.999/1e-3, fp16 0.995/1e-2, int8 0.98/5e-2; explicit flags win.",
+)
 def check(
     model_dir: Path | None,
     url: str,
     grpc_url: str | None,
     name: str,
     texts_file: Path | None,
-    min_cosine: float,
-    max_prob_diff: float,
+    min_cosine: float | None,
+    max_prob_diff: float | None,
+    precision: str | None,
 ) -> None:
     """Check a served deployment against the Hugging Face PyTorch reference.
 
@@ -79,7 +104,8 @@ def check(
         grpc_url = f"{host}:{int(port) + 1}"
     texts = list(BUILTIN_TEXTS) + (load_texts(texts_file) if texts_file else [])
     with console.status("checking against the PyTorch reference"):
-        report = run_check(model, name, url, grpc_url, texts, Tolerance(min_cosine, max_prob_diff))
+        tolerance = _tolerance(min_cosine, max_prob_diff, precision)
+        report = run_check(model, name, url, grpc_url, texts, tolerance)
     print_report(report)
     failures = report.failures()
     if failures:
