@@ -60,9 +60,9 @@ def serve(
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with console.status("starting tritonserver"):
-        server.start(timeout=timeout)
-    try:
+    try:  # Ctrl-C at any point, even while starting, stops the server cleanly
+        with console.status("starting tritonserver"):
+            server.start(timeout=timeout)
         for notice in server.loaded_notices:
             console.print(f"[yellow]notice:[/] {notice}")
         console.print(
