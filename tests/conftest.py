@@ -34,3 +34,21 @@ def tiny_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
         task: build_tiny_bert(root / task, task, labels=task_labels)
         for task, task_labels in labels.items()
     }
+
+
+@pytest.fixture()
+def cls_repo(tmp_path: Path, tiny_model_dirs: dict[str, Path]) -> Path:
+    """A repository generated for the tiny classifier, deployment name `cls`."""
+    from tritonkit.generate import generate
+    from tritonkit.spec import build_spec
+
+    spec = build_spec(
+        None,
+        {
+            "model": tiny_model_dirs["text-classification"],
+            "task": "text-classification",
+            "name": "cls",
+            "output": tmp_path / "repo",
+        },
+    )
+    return generate(spec).output

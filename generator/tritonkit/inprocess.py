@@ -135,6 +135,14 @@ def _run(target: Any, args: tuple[Any, ...], workers: int) -> float:
     return float(sum(results))
 
 
+def _baseline(
+    engine: str, target: Any, args: tuple[Any, ...], workers: int, threads: int, batch_size: int
+) -> Baseline:
+    rate = _run(target, args, workers)
+    batching = "none" if batch_size <= 1 else f"equal-length x{batch_size}"
+    return Baseline(engine, workers, threads, batching, rate)
+
+
 def measure_onnxruntime(
     onnx_path: Path,
     tokenizer_file: Path,
@@ -155,9 +163,7 @@ def measure_onnxruntime(
         batch_size,
         seconds,
     )
-    rate = _run(_ort_worker, args, workers)
-    batching = "none" if batch_size <= 1 else f"equal-length x{batch_size}"
-    return Baseline("onnxruntime", workers, threads, batching, rate)
+    return _baseline("onnxruntime", _ort_worker, args, workers, threads, batch_size)
 
 
 def measure_pytorch(
@@ -172,9 +178,7 @@ def measure_pytorch(
     seconds: float,
 ) -> Baseline:
     args = (str(model_dir), task, list(texts), max_length, threads, batch_size, seconds)
-    rate = _run(_torch_worker, args, workers)
-    batching = "none" if batch_size <= 1 else f"equal-length x{batch_size}"
-    return Baseline("pytorch", workers, threads, batching, rate)
+    return _baseline("pytorch", _torch_worker, args, workers, threads, batch_size)
 
 
 ORT_GRID = ((1, 2, 1), (2, 1, 1), (1, 2, 16), (2, 1, 16))  # (workers, threads, batch size)

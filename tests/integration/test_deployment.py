@@ -19,6 +19,7 @@ import tritonclient.http as httpclient
 from click.testing import CliRunner
 from tritonclient.utils import InferenceServerException
 
+from tests.fixtures.tiny_models import perturbed_classifier
 from tests.integration.conftest import start_server
 from tritonkit.check import BUILTIN_TEXTS, run_check
 from tritonkit.cli import main
@@ -82,15 +83,9 @@ def test_check_fails_for_a_different_model(
     served: TritonServer, tmp_path: Path, tiny_model_dirs: dict[str, Path]
 ) -> None:
     """The same architecture and labels with other weights must not pass."""
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    other = tmp_path / "other"
-    shutil.copytree(tiny_model_dirs["text-classification"], other)
-    model = AutoModelForSequenceClassification.from_pretrained(other)
-    with torch.no_grad():
-        model.classifier.bias.copy_(torch.tensor([2.0, -2.0]))
-    model.save_pretrained(other)
+    other = perturbed_classifier(
+        tiny_model_dirs["text-classification"], tmp_path / "other", (2.0, -2.0)
+    )
     result = CliRunner().invoke(
         main,
         [

@@ -12,7 +12,6 @@ import csv
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +27,7 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
+from tests.fixtures.tiny_models import perturbed_classifier
 from tests.integration.conftest import start_server
 from tritonkit.cli import main
 from tritonkit.generate import generate
@@ -168,15 +168,9 @@ def test_wrong_results_count_as_failures(
     served: TritonServer, tmp_path: Path, tiny_model_dirs: dict[str, Path]
 ) -> None:
     """References from the same classifier with other weights: every checked answer is wrong."""
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    other = tmp_path / "other"
-    shutil.copytree(tiny_model_dirs["text-classification"], other)
-    model = AutoModelForSequenceClassification.from_pretrained(other)
-    with torch.no_grad():
-        model.classifier.bias.copy_(torch.tensor([3.0, -3.0]))
-    model.save_pretrained(other)
+    other = perturbed_classifier(
+        tiny_model_dirs["text-classification"], tmp_path / "other", (3.0, -3.0)
+    )
     output = tmp_path / "out"
     result = _run(served, output, "--check-fraction", "1", "--model-dir", str(other),
                   "--slo", "error_rate=0")  # fmt: skip

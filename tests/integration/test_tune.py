@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tritonkit.generate import generate
-from tritonkit.spec import build_spec
 from tritonkit.tune import read_settings
 from tritonkit.validate import validate_repository
 
@@ -19,17 +17,8 @@ TRITONKIT = [sys.executable, "-m", "tritonkit"]
 
 
 @pytest.fixture()
-def repo(tmp_path: Path, tiny_model_dirs: dict[str, Path]) -> Path:
-    spec = build_spec(
-        None,
-        {
-            "model": tiny_model_dirs["text-classification"],
-            "task": "text-classification",
-            "name": "cls",
-            "output": tmp_path / "repo",
-        },
-    )
-    return generate(spec).output
+def repo(cls_repo: Path) -> Path:
+    return cls_repo
 
 
 def test_tune_writes_only_a_confirmed_winner(repo: Path, tmp_path: Path) -> None:

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tritonkit.generate import generate
 from tritonkit.pbtxt import read_config
-from tritonkit.spec import build_spec
 from tritonkit.tune import (
     Settings,
     Trial,
@@ -103,35 +101,21 @@ def test_stops_at_the_budget() -> None:
     assert len(calls) < 5
 
 
-@pytest.fixture()
-def tiny_repo(tmp_path: Path, tiny_model_dirs: dict[str, Path]) -> Path:
-    spec = build_spec(
-        None,
-        {
-            "model": tiny_model_dirs["text-classification"],
-            "task": "text-classification",
-            "name": "cls",
-            "output": tmp_path / "repo",
-        },
-    )
-    return generate(spec).output
-
-
-def test_read_apply_write_round_trip(tiny_repo: Path) -> None:
-    default = read_settings(tiny_repo, "cls")
+def test_read_apply_write_round_trip(cls_repo: Path) -> None:
+    default = read_settings(cls_repo, "cls")
     assert default == Settings(1, 0, 1, True, 32, 500, ())
     tuned = Settings(2, 1, 2, True, 16, 1000, (8, 16, 64))
-    write_settings(tiny_repo, "cls", tuned)
-    assert validate_repository(tiny_repo) == []
-    assert read_settings(tiny_repo, "cls") == tuned
-    tokenizer = read_config(tiny_repo / "cls_tokenizer" / "config.pbtxt")
+    write_settings(cls_repo, "cls", tuned)
+    assert validate_repository(cls_repo) == []
+    assert read_settings(cls_repo, "cls") == tuned
+    tokenizer = read_config(cls_repo / "cls_tokenizer" / "config.pbtxt")
     assert tokenizer.parameters["buckets"].string_value == "8,16,64"
-    assert read_config(tiny_repo / "cls" / "config.pbtxt").max_batch_size == 16
+    assert read_config(cls_repo / "cls" / "config.pbtxt").max_batch_size == 16
     off = replace(tuned, batching=False, buckets=())
     configs = {
-        m: read_config(tiny_repo / m / "config.pbtxt") for m in ("cls", "cls_tokenizer", "cls_onnx")
+        m: read_config(cls_repo / m / "config.pbtxt") for m in ("cls", "cls_tokenizer", "cls_onnx")
     }
     applied = apply_settings(configs, "cls", off)
     assert not applied["cls_onnx"].HasField("dynamic_batching")
-    assert (tiny_repo / "cls_onnx" / "1" / "model.onnx").is_file()
-    assert sorted(p.name for p in tiny_repo.parent.iterdir()) == ["repo"]
+    assert (cls_repo / "cls_onnx" / "1" / "model.onnx").is_file()
+    assert sorted(p.name for p in cls_repo.parent.iterdir()) == ["repo"]
