@@ -1,0 +1,152 @@
+"""The deployment spec: one YAML file (or the same keys as flags) describing a deployment."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import field_validator, model_validator
+
+from tritonkit.spec.fields import Section, option
+from tritonkit.spec.sections import (
+    TRT_VARIANTS,
+    DeployVariant,
+    Device,
+    DynamicBatchingSpec,
+    ExportSpec,
+    InstancesSpec,
+    OptimizeSpec,
+    TensorRTSpec,
+    TokenizerSpec,
+)
+from tritonkit.spec.serving import DEFAULT_NAME, CheckSpec, LoadtestSpec, ServeSpec, TuneSpec
+from tritonkit.tasks import DEFAULT_TASK, TaskName
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+NAME_RULE = (
+    "use letters, digits, '_', '-', '.' (no spaces or path separators), starting with a letter "
+    "or digit"
+)
+# Triton 2.51.0 is the NGC release 24.10; the Dockerfile and the Helm chart default to it.
+DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
+
+
+def valid_name(value: str) -> str:
+    """A deployment or model name: it becomes folder names and config.pbtxt strings."""
+    if not NAME_PATTERN.fullmatch(value):
+        shown = value.encode("unicode_escape").decode("ascii")
+        raise ValueError(f"'{shown}' is not a valid deployment name: {NAME_RULE}")
+    return value
+
+
+class DeploymentSpec(Section):
+    """Everything `tritonkit generate` needs; every generate flag maps to one key here."""
+
+    model: Path = option(..., "Hugging Face model folder.")
+    task: TaskName = option(DEFAULT_TASK, "Task.", flag="--task")
+    name: str = option(DEFAULT_NAME, "Deployment (ensemble) name.", flag="--name")
+    output: Path = option(Path("model_repository"), "Repository folder.", flag="--output")
+    max_sequence_length: int | None = option(
+        None, "Truncate longer texts [default: the model's maximum].",
+        flag="--max-sequence-length", ge=8, le=8192,
+    )  # fmt: skip
+    max_batch_size: int = option(32, "max_batch_size of every model.", flag="--max-batch-size",
+                                 ge=1, le=4096)  # fmt: skip
+    dynamic_batching: DynamicBatchingSpec = DynamicBatchingSpec()
+    instances: InstancesSpec = InstancesSpec()
+    device: Device = option("cpu", "Instance kind of the target.", flag="--device")
+    triton_image: str = option(
+        DEFAULT_TRITON_IMAGE, "Triton image for the generated Dockerfile.", flag="--triton-image"
+    )
+    export: ExportSpec = ExportSpec()
+    variant: DeployVariant = option(
+        "fp32", "Model variant; auto: the fastest that passes the accuracy gate; trt-*: a "
+        "TensorRT plan, built where TensorRT is (GPU node).", flag="--variant",
+    )  # fmt: skip
+    optimize: OptimizeSpec = OptimizeSpec()
+    tokenizer: TokenizerSpec = TokenizerSpec()
+    tensorrt: TensorRTSpec = TensorRTSpec()
+    serve: ServeSpec = ServeSpec()
+    check: CheckSpec = CheckSpec()
+    loadtest: LoadtestSpec = LoadtestSpec()
+    tune: TuneSpec = TuneSpec()
+    force: bool = option(False, "Replace an existing output folder that tritonkit wrote.",
+                         flag="--force")  # fmt: skip
+
+    _name = field_validator("name")(valid_name)
+
+    @field_validator("triton_image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        from tritonkit.spec.images import check_image_reference
+
+        return check_image_reference(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _loadtest_defaults(cls, data: Any) -> Any:
+        """The loadtest section aims at this deployment unless it says otherwise."""
+        if isinstance(data, dict) and isinstance(data.get("loadtest", {}), dict):
+            section = dict(data.get("loadtest") or {})
+            if isinstance(data.get("name"), str):
+                section.setdefault("name", data["name"])
+            if isinstance(data.get("model"), str | Path):
+                section.setdefault("model_dir", data["model"])
+            data = {**data, "loadtest": section}
+        return data
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> DeploymentSpec:
+        problems = cross_field_problems(self)
+        if problems:
+            raise ValueError("\n".join(f"{loc}: {message}" for loc, message in problems))
+        return self
+
+    @property
+    def tokenizer_name(self) -> str:
+        from tritonkit.spec.names import tokenizer_model_name
+
+        return tokenizer_model_name(self.name)
+
+    @property
+    def model_name(self) -> str:
+        """The composing model the tokenizer feeds: NAME_onnx, or NAME_trt for a plan."""
+        from tritonkit.spec.names import model_name
+
+        return model_name(self.name, "tensorrt" if self.variant in TRT_VARIANTS else "onnx")
+
+
+def cross_field_problems(spec: DeploymentSpec) -> list[tuple[str, str]]:
+    """Rules between keys, all reported at once before any work starts."""
+    problems: list[tuple[str, str]] = []
+    too_big = [b for b in spec.dynamic_batching.preferred_batch_sizes if b > spec.max_batch_size]
+    if too_big:
+        problems.append((
+            "dynamic_batching.preferred_batch_sizes",
+            f"{too_big} exceed max_batch_size {spec.max_batch_size}: lower them or raise "
+            "max_batch_size",
+        ))  # fmt: skip
+    if spec.export.onnx is not None and spec.variant != "fp32":
+        problems.append((
+            "export.onnx",
+            f"a given ONNX file and variant {spec.variant} exclude each other: variants are built "
+            "from the model folder; drop one of them",
+        ))  # fmt: skip
+    if spec.variant in TRT_VARIANTS and spec.device != "gpu":
+        problems.append((
+            "variant", f"{spec.variant}: TensorRT plans are for GPU targets: set device: gpu"
+        ))  # fmt: skip
+    if spec.tensorrt.accelerator and spec.device != "gpu":
+        problems.append((
+            "tensorrt.accelerator", "ONNX Runtime's TensorRT accelerator needs device: gpu"
+        ))  # fmt: skip
+    if spec.device == "gpu":
+        int8 = [v for v in (spec.variant, *spec.optimize.variants) if v.startswith("int8")]
+        if int8:
+            problems.append((
+                "variant" if spec.variant in int8 else "optimize.variants",
+                f"{', '.join(dict.fromkeys(int8))} run on CPU only (ONNX Runtime's integer "
+                "kernels): choose another variant for device: gpu",
+            ))  # fmt: skip
+    return problems

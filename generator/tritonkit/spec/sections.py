@@ -1,0 +1,164 @@
+"""The sections of a deployment spec. Each is the options of one pipeline stage: the library
+takes the section as it is, and the CLI derives its flags from it (`spec.fields.option`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, get_args
+
+from pydantic import field_validator
+
+from tritonkit.spec.fields import Section, option
+
+Device = Literal["cpu", "gpu"]
+Variant = Literal["fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static"]
+TrtVariant = Literal["trt-fp16", "trt-int8"]  # TensorRT plans, built where TensorRT is
+DeployVariant = Literal[
+    "auto", "fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static", "trt-fp16", "trt-int8"
+]
+VARIANTS: tuple[str, ...] = get_args(Variant)
+TRT_VARIANTS: tuple[str, ...] = get_args(TrtVariant)
+DEPLOY_VARIANTS: tuple[str, ...] = get_args(DeployVariant)
+# The ONNX variants each device can run, slowest to fastest (`auto`'s tie-break order).
+DEVICE_VARIANTS: dict[str, tuple[str, ...]] = {
+    "cpu": ("fp32", "fp32-fused", "int8-dynamic", "int8-static"),
+    "gpu": ("fp32", "fp32-fused", "fp16"),
+}
+CalibrationMethod = Literal["minmax", "entropy", "percentile"]
+StaticScope = Literal["layernorm-inputs", "all"]
+QuantPreset = Literal["auto", "avx2", "avx512", "avx512-vnni", "arm64"]
+
+
+def _positive_sorted(value: tuple[int, ...], what: str) -> tuple[int, ...]:
+    if any(size <= 0 for size in value):
+        raise ValueError(f"{what} must be positive integers")
+    return tuple(sorted(set(value)))
+
+
+class DynamicBatchingSpec(Section):
+    """Triton's dynamic batcher for the model (and the tokenizer)."""
+
+    enabled: bool = option(True, "Dynamic batching on the models.", flag="--dynamic-batching")
+    max_queue_delay_us: int = option(
+        500, "Dynamic batcher delay (microseconds).", flag="--max-queue-delay-us",
+        ge=0, le=10_000_000,
+    )  # fmt: skip
+    preferred_batch_sizes: tuple[int, ...] = option(
+        (), "Preferred batch size (repeatable).", flag="--preferred-batch-size"
+    )
+
+    @field_validator("preferred_batch_sizes")
+    @classmethod
+    def _positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        return _positive_sorted(value, "batch sizes")
+
+
+class InstancesSpec(Section):
+    """How many copies of each model Triton runs (instance_group count)."""
+
+    model: int = option(1, "Model instances.", flag="--instances", ge=1, le=64)
+    tokenizer: int = option(1, "Tokenizer instances.", flag="--tokenizer-instances", ge=1, le=64)
+
+
+class ExportSpec(Section):
+    """ONNX export options."""
+
+    opset: int | None = option(None, "ONNX opset [default: the exporter's].", flag="--opset",
+                               ge=11, le=23)  # fmt: skip
+    atol: float = option(1e-4, "Export parity tolerance vs PyTorch.", flag="--atol", gt=0)
+    onnx: Path | None = option(
+        None, "Use this exported ONNX file instead of exporting.", flag="--onnx"
+    )
+
+
+class OptimizeSpec(Section):
+    """How the optimization variants are built and gated (`tritonkit optimize`, `--variant`)."""
+
+    variants: tuple[Variant, ...] = option(
+        (), "Variants to build/choose from (repeatable) [default: every one for the device].",
+        flag="--variants",
+    )  # fmt: skip
+    calibration_file: Path | None = option(
+        None, "int8 calibration texts (.txt, .jsonl, .csv) [default: packaged sentiment texts].",
+        flag="--calibration-file",
+    )  # fmt: skip
+    calibration_method: CalibrationMethod = option(
+        "percentile", "int8-static calibration method.", flag="--calibration-method"
+    )
+    calibration_op_types: tuple[str, ...] = option(
+        ("MatMul",), "int8-static operator types (repeatable).", flag="--calibration-op-type"
+    )
+    static_scope: StaticScope = option(
+        "layernorm-inputs", "int8-static: only the MatMuls that read a LayerNorm output, or all.",
+        flag="--static-scope",
+    )  # fmt: skip
+    quantization_preset: QuantPreset = option(
+        "auto", "int8 weight layout; auto: from this CPU's flags.", flag="--quantization-preset"
+    )
+    reduce_range: bool | None = option(
+        None, "7-bit int8 weights [default: the preset's].", flag="--reduce-range"
+    )
+    smooth_alpha: float = option(0.5, "SmoothQuant alpha (0: off).", flag="--smooth-alpha",
+                                 ge=0, le=1)  # fmt: skip
+    eval_file: Path | None = option(
+        None, "Accuracy gate texts (.jsonl/.csv may hold labels) [default: packaged].",
+        flag="--eval-file",
+    )  # fmt: skip
+    max_accuracy_drop: float | None = option(
+        None, "Accuracy gate, points [default: per task].", flag="--max-accuracy-drop", ge=0
+    )
+    max_length: int | None = option(
+        None, "Evaluation/calibration truncation [default: min(model's, 128)].",
+        flag="--max-length", ge=8, le=8192,
+    )  # fmt: skip
+    threads: int | None = option(
+        None, "Threads for the gate and the benchmark [default: every CPU].", flag="--threads",
+        ge=1, le=1024,
+    )  # fmt: skip
+    variants_dir: Path | None = option(
+        None, "Reuse (or keep) the variants in this folder.", flag="--variants-dir"
+    )
+
+
+class TokenizerSpec(Section):
+    """Sequence-length buckets, so that Triton's dynamic batcher can merge requests.
+
+    `buckets` lists them outright; otherwise `bucket_count` > 0 derives that many from the
+    token lengths of `bucket_corpus` (default: the corpus shipped with tritonkit), choosing
+    the set with the least padding. 0 and no buckets pads each request to its own length.
+    """
+
+    buckets: tuple[int, ...] = option((), "Tokenizer length bucket (repeatable).",
+                                      flag="--buckets")  # fmt: skip
+    bucket_count: int = option(
+        0, "Derive this many buckets from --bucket-corpus.", flag="--bucket-count", ge=0, le=32
+    )
+    bucket_corpus: Path | None = option(
+        None, "Texts for --bucket-count [default: the shipped corpus].", flag="--bucket-corpus"
+    )
+
+    @field_validator("buckets")
+    @classmethod
+    def _sorted_positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        return _positive_sorted(value, "buckets")
+
+
+class TensorRTSpec(Section):
+    """TensorRT on GPU targets: plans (variants trt-fp16, trt-int8) or ORT's TensorRT EP."""
+
+    precision: Literal["fp16", "int8"] = option(
+        "fp16", "TensorRT precision of the accelerator.", flag="--tensorrt-precision"
+    )
+    workspace_mib: int = option(4096, "Builder memory-pool limit (MiB).", ge=1)
+    timing_cache: Path | None = option(None, "Timing cache file reused across builds.")
+    optimization_level: int = option(3, "Builder optimization level.", ge=0, le=5)
+    hardware_compatibility: Literal["none", "ampere+"] = option("none", "Plan hardware scope.")
+    version_compatible: bool = option(False, "Plans loadable by later TensorRT of the same major.")
+    per_cc: bool = option(False, "Name plans per compute capability (cc_model_filenames).")
+    opt_batch_size: int | None = option(None, "Batch size the profiles are tuned for.", ge=1)
+    cuda_graphs: bool = option(False, "Capture CUDA graphs per bucket and batch size.")
+    accelerator: bool = option(
+        False, "GPU: ONNX Runtime's TensorRT execution accelerator in the ONNX config.",
+        flag="--tensorrt-accelerator",
+    )  # fmt: skip
+    engine_cache_path: str = option("/trt-cache", "Where ONNX Runtime caches TensorRT engines.")

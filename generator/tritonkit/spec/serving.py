@@ -1,0 +1,121 @@
+"""Sections for the commands that talk to a running server: serve, check, load test, tune."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import field_validator
+
+from tritonkit.spec.durations import DURATION_HINT, duration_seconds
+from tritonkit.spec.fields import Section, option
+from tritonkit.spec.slo import SloSpec
+from tritonkit.tasks import Precision
+
+DEFAULT_NAME = "minilm"
+_HOST_PORT = re.compile(r"[A-Za-z0-9_.\-\[\]:]+:\d{1,5}")
+
+
+def _duration(value: Any) -> str:
+    text = str(value)
+    if isinstance(value, bool) or duration_seconds(text) is None:
+        raise ValueError(DURATION_HINT)
+    return text
+
+
+def _host_port(value: str | None) -> str | None:
+    if value is not None and not _HOST_PORT.fullmatch(value):
+        raise ValueError(f"'{value}': expected HOST:PORT, e.g. 127.0.0.1:8000")
+    if value is not None and not 0 < int(value.rpartition(":")[2]) < 65536:
+        raise ValueError(f"'{value}': the port must be 1..65535")
+    return value
+
+
+class ServeSpec(Section):
+    """`tritonkit serve`: where the local tritonserver listens (always 127.0.0.1)."""
+
+    http_port: int = option(8000, "HTTP port.", flag="--http-port", ge=1, le=65535)
+    grpc_port: int = option(8001, "gRPC port.", flag="--grpc-port", ge=1, le=65535)
+    metrics_port: int = option(8002, "Metrics port.", flag="--metrics-port", ge=1, le=65535)
+    timeout: float = option(180.0, "Seconds to wait until ready.", flag="--timeout", gt=0)
+
+
+class CheckSpec(Section):
+    """What `tritonkit check` sends and how close it must be to the PyTorch reference."""
+
+    url: str = option("127.0.0.1:8000", "HTTP HOST:PORT.", flag="--url")
+    grpc_url: str | None = option(None, "gRPC HOST:PORT [default: HTTP port + 1].",
+                                  flag="--grpc-url")  # fmt: skip
+    texts: tuple[str, ...] = ()
+    file: Path | None = option(None, "Texts: one per line, or .jsonl {text}.", flag="--texts")
+    min_cosine: float | None = option(
+        None, "Embeddings floor [default: the precision's].", flag="--min-cosine", gt=0, le=1
+    )
+    max_prob_diff: float | None = option(
+        None, "Classification bound [default: the precision's].", flag="--max-prob-diff", gt=0
+    )
+    precision: Precision | None = option(
+        None, "Tolerances for a model served at this precision (fp32 0.999/1e-3, fp16 "
+        "0.995/1e-2, int8 0.98/5e-2) [default: the deployed variant's]; explicit bounds win.",
+        flag="--precision",
+    )  # fmt: skip
+
+    _urls = field_validator("url", "grpc_url")(_host_port)
+
+
+class LoadtestSpec(Section):
+    """Every `tritonkit loadtest` flag as a key (`--slo` as the `slo:` mapping)."""
+
+    url: str = option("127.0.0.1:8000", "Triton HTTP HOST:PORT.", flag="--url")
+    grpc_url: str | None = option(None, "gRPC HOST:PORT [default: the --url port + 1].",
+                                  flag="--grpc-url")  # fmt: skip
+    metrics_url: str | None = option(
+        None, "Metrics HOST:PORT [default: the --url host, port 8002].", flag="--metrics-url"
+    )
+    name: str = option(DEFAULT_NAME, "The deployment's ensemble.", flag="--name")
+    protocol: Literal["http", "grpc"] = option("http", "Protocol.", flag="--protocol")
+    texts: Path | None = option(
+        None, "One text per line, or .jsonl [default: shipped corpus].", flag="--texts"
+    )
+    batch_size: int = option(1, "Texts per request.", flag="--batch-size", ge=1, le=4096)
+    shape: Literal["users", "step", "rate"] = option("users", "Shape of the load.", flag="--shape")
+    users: int = option(4, "Concurrent users (step: the maximum).", flag="--users", ge=1,
+                        le=10_000)  # fmt: skip
+    spawn_rate: float | None = option(None, "Users started per second [default: all].",
+                                      flag="--spawn-rate", gt=0)  # fmt: skip
+    duration: str = option("20s", "Run time, e.g. 20s, 2m, 1m30s.", flag="--duration")
+    rate: float | None = option(None, "Requests per second (--shape rate), over all users.",
+                                flag="--rate", gt=0)  # fmt: skip
+    step_users: int | None = option(None, "Users added per step [default: users / 4].",
+                                    flag="--step-users", ge=1)  # fmt: skip
+    step_time: str = option("10s", "Time per step (--shape step).", flag="--step-time")
+    check_fraction: float = option(0.0, "Share of requests checked.", flag="--check-fraction",
+                                   ge=0, le=1)  # fmt: skip
+    model_dir: Path | None = option(None, "Hugging Face folder for the checked references.",
+                                    flag="--model-dir")  # fmt: skip
+    output: Path = option(Path("loadtest-report"), "Reports folder.", flag="--output")
+    slo: SloSpec = SloSpec()
+
+    _durations = field_validator("duration", "step_time", mode="before")(_duration)
+    _urls = field_validator("url", "grpc_url", "metrics_url")(_host_port)
+
+
+class TuneSpec(Section):
+    """`tritonkit tune`: the load each trial runs and the budget of the sweep."""
+
+    texts: Path | None = option(None, "Corpus [default: the shipped one].", flag="--texts")
+    users: int = option(16, "Concurrency.", flag="--users", ge=1, le=10_000)
+    budget: str = option("5m", "Time budget for the sweep.", flag="--budget")
+    trial: str = option("12s", "Load per trial.", flag="--trial")
+    p95_ms: float | None = option(None, "Maximise throughput under this p95 bound.",
+                                  flag="--p95-ms", gt=0)  # fmt: skip
+    report: Path = option(Path("tune-report"), "Reports folder.", flag="--report")
+    baselines: bool = option(
+        False, "Also measure in-process ONNX Runtime and PyTorch on the same texts and report "
+        "served/in-process ratios.", flag="--baselines",
+    )  # fmt: skip
+    baseline_seconds: float = option(10.0, "Seconds per baseline.", flag="--baseline-seconds",
+                                     gt=0)  # fmt: skip
+
+    _durations = field_validator("budget", "trial", mode="before")(_duration)
