@@ -52,11 +52,11 @@ class _Check:
     """Sampled correctness: reference results of some corpus texts, compared as `check` does."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        from tritonkit.check import Tolerance, compare
+        from tritonkit.tasks import Tolerance, get_task
 
-        self.compare = compare
         self.fraction: float = spec["fraction"]
         self.task: str = spec["task"]
+        self.record = get_task(self.task)
         self.labels: list[str] = spec["labels"]
         self.texts: list[str] = spec["texts"]
         self.tolerance = Tolerance(spec["min_cosine"], spec["max_prob_diff"])
@@ -71,20 +71,19 @@ class _Check:
         """None when every text matches its reference, else the failure message."""
         self.checked += 1
         for served_row, row in enumerate(rows):
-            ok, _, detail = self.compare(
-                self.task,
+            found = self.record.compare_rows(
                 served,
                 self.references,
-                row,
                 served_row,
+                row,
                 self.labels,
                 self.tolerance,
                 self.n_tokens[row],
             )
-            if not ok:
+            if not found.ok:
                 self.wrong += 1
                 if len(self.examples) < 5:
-                    self.examples.append(f"{self.texts[row][:60]!r}: {detail}")
+                    self.examples.append(f"{self.texts[row][:60]!r}: {found.detail}")
                 return f"wrong result vs the PyTorch reference ({self.task})"
         return None
 

@@ -39,7 +39,7 @@ def tiny_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
 @pytest.fixture()
 def cls_repo(tmp_path: Path, tiny_model_dirs: dict[str, Path]) -> Path:
     """A repository generated for the tiny classifier, deployment name `cls`."""
-    from tritonkit.generate import generate
+    from tritonkit.pipeline.generate import generate
     from tritonkit.spec import build_spec
 
     spec = build_spec(

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from tests.unit.test_tensorrt_build import calls, fake_trtexec, no_tensorrt, token_onnx
 from tritonkit.cli import main
-from tritonkit.pbtxt import read_config
-from tritonkit.tensorrt import read_metadata
+from tritonkit.repository.pbtxt import read_config
+from tritonkit.tensorrt.build import read_metadata
 
 __all__ = ["fake_trtexec", "no_tensorrt"]  # fixtures used below
 

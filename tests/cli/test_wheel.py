@@ -40,7 +40,7 @@ def test_wheel_contains_data_folders(wheel: Path) -> None:
     assert "tritonkit/_data/templates/ensemble.pbtxt.j2" in names
     assert "tritonkit/_data/loadtest/README.md" in names
     assert "tritonkit/_data/helm/README.md" in names
-    assert "tritonkit/triton_models/tokenizer.py" in names
+    assert "tritonkit/runtime/tokenizer.py" in names
 
 
 def test_installed_command_finds_templates_outside_the_source_tree(
@@ -64,7 +64,7 @@ def test_installed_command_finds_templates_outside_the_source_tree(
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     where = subprocess.run(
-        [sys.executable, "-c", "import tritonkit.resources as r; print(r.data_dir('templates'))"],
+        [sys.executable, "-c", "import tritonkit.util.resources as r; print(r.data_dir('templates'))"],
         cwd=tmp_path,
         env=env,
         check=True,

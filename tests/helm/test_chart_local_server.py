@@ -26,13 +26,14 @@ import pytest
 import tokenizers
 import tritonclient.http as httpclient
 import yaml
+from tritonkit.server.install import ServerInstall, find_server
 
 from tests.helm.chart import FULLNAME, Rendered, merged, template
 from tritonkit.cli import main
-from tritonkit.helm_values import values_from_spec
-from tritonkit.server import ServerInstall, TritonServer, find_server, free_port
+from tritonkit.deploy.helm_values import values_from_spec
+from tritonkit.repository.validate import validate_repository
+from tritonkit.server.process import TritonServer, free_port
 from tritonkit.spec import build_spec
-from tritonkit.validate import validate_repository
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from tests.helm.chart import lint, template
 from tritonkit.cli import main
+from tritonkit.deploy.helm_values import CHART_OWNED_KEYS, split_image, values_from_spec
 from tritonkit.errors import SpecError
-from tritonkit.helm_values import CHART_OWNED_KEYS, split_image, values_from_spec
 from tritonkit.spec import DeploymentSpec, build_spec
 
 SPEC = """\

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tritonkit.server.install import ServerInstall, find_server
 
 from tests.fixtures.tiny_onnx import tiny_config, tiny_ensemble_config, write_tiny_model
-from tritonkit.server import ServerInstall, TritonServer, find_server, free_port
+from tritonkit.server.process import TritonServer, free_port
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tritonkit.server import free_port
+from tritonkit.server.process import free_port
 
 pytestmark = pytest.mark.integration
 TRITONKIT = [sys.executable, "-m", "tritonkit"]

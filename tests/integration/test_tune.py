@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tritonkit.tune import read_settings
-from tritonkit.validate import validate_repository
+from tritonkit.repository.validate import validate_repository
+from tritonkit.tune.search import read_settings
 
 pytestmark = pytest.mark.integration
 TRITONKIT = [sys.executable, "-m", "tritonkit"]

@@ -10,7 +10,12 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from tritonkit.accuracy import (
+from tritonkit.errors import AccuracyGateError, OptimizeError
+from tritonkit.model.inspect import inspect_model_dir
+from tritonkit.tasks.classification import macro_f1
+from tritonkit.tasks.embeddings import spearman
+from tritonkit.util.texts import read_rows
+from tritonkit.variants.accuracy import (
     SENTIMENT_EVAL,
     SENTIMENT_TRAIN,
     Accuracy,
@@ -18,17 +23,12 @@ from tritonkit.accuracy import (
     default_eval_texts,
     embedding_figures,
     gate,
-    macro_f1,
     prepare_reference,
     read_eval_set,
-    read_rows,
     score,
-    spearman,
     summary,
 )
-from tritonkit.errors import AccuracyGateError, OptimizeError
-from tritonkit.export import inspect_model_dir
-from tritonkit.optimize import OptimizeOptions, Variant, build_variants, choose
+from tritonkit.variants.build import OptimizeOptions, Variant, build_variants, choose
 
 LABELS = ("negative", "positive")
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from tritonkit import bench_report
-from tritonkit.accuracy import load_tokenizer
-from tritonkit.bench import (
+from tritonkit.bench.run import (
     PYTORCH,
     BenchConfig,
     BenchResult,
@@ -22,10 +21,11 @@ from tritonkit.bench import (
     speed_score,
     speedups,
 )
-from tritonkit.cpu import cpu_info
 from tritonkit.errors import OptimizeError
-from tritonkit.export import inspect_model_dir
-from tritonkit.optimize import OptimizeOptions, Variant, build_variants
+from tritonkit.model.inspect import inspect_model_dir
+from tritonkit.model.runners import load_tokenizer
+from tritonkit.util.cpu import cpu_info
+from tritonkit.variants.build import OptimizeOptions, Variant, build_variants
 
 TEXTS = [
     "the quick brown fox jumps over the lazy dog",

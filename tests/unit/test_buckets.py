@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tritonkit.buckets import bucket_for, optimal_buckets, padding_stats, token_lengths
+from tritonkit.repository.buckets import bucket_for, optimal_buckets, padding_stats, token_lengths
 
 
 def brute_force(lengths: np.ndarray, count: int, max_length: int) -> float:

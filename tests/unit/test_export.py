@@ -16,14 +16,11 @@ import pytest
 from tests.fixtures.tiny_models import TOKEN_LABELS, build_tiny_bert
 from tritonkit import export
 from tritonkit.errors import ExportError, ModelSourceError, ParityError
-from tritonkit.export import (
-    TASK_OUTPUTS,
-    TASKS,
-    check_onnx_file,
-    export_model,
-    inspect_model_dir,
-    reference_outputs,
-)
+from tritonkit.model.export import TASK_OUTPUTS, export_model
+from tritonkit.model.inspect import inspect_model_dir
+from tritonkit.model.onnx_io import check_onnx_file
+from tritonkit.model.runners import reference_outputs
+from tritonkit.tasks import TASKS
 
 LABELS = {
     "text-classification": ("negative", "positive"),

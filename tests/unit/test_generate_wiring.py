@@ -12,10 +12,10 @@ import pytest
 
 from tests.unit.test_tensorrt_build import FAKE_TRTEXEC
 from tritonkit.errors import RepositoryError, TensorRTUnavailableError
-from tritonkit.generate import generate
-from tritonkit.pbtxt import read_config
+from tritonkit.pipeline.generate import generate
+from tritonkit.repository.pbtxt import read_config
+from tritonkit.repository.validate import validate_repository
 from tritonkit.spec import build_spec
-from tritonkit.validate import validate_repository
 
 
 def spec_for(model: Path, out: Path, **keys: object):  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tritonkit.metrics import (
+from tritonkit.loadtest.metrics import (
     ModelCounters,
     breakdown,
     counters_from_metrics,

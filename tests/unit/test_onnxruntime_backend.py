@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 
 from tests.fixtures.tiny_onnx import build_tiny_onnx, expected
-from tritonkit.triton_models import onnxruntime_backend as backend
+from tritonkit.runtime import onnxruntime_backend as backend
 
 
 @dataclass

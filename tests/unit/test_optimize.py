@@ -12,8 +12,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from tritonkit.errors import OptimizeError
-from tritonkit.export import inspect_model_dir
-from tritonkit.optimize import (
+from tritonkit.model.inspect import inspect_model_dir
+from tritonkit.variants.build import (
     VARIANTS,
     OptimizeOptions,
     Variant,
@@ -21,7 +21,7 @@ from tritonkit.optimize import (
     built_for,
     fuse,
 )
-from tritonkit.quantize import smooth, split_skip_layernorm
+from tritonkit.variants.quantize import smooth, split_skip_layernorm
 
 ALL = ("fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static")
 EVAL_TEXTS = [

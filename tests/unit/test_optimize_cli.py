@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tritonkit.cli import main
-from tritonkit.cpu import CpuInfo, parse_cpuinfo, quant_preset
 from tritonkit.errors import SpecError
 from tritonkit.spec import build_spec
+from tritonkit.util.cpu import CpuInfo, parse_cpuinfo, quant_preset
 
 TEXTS = "the movie was great\nbad food\nhello world, this is a test\nparis is a city\n"
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tritonkit.accuracy import SENTIMENT_TRAIN
 from tritonkit.errors import OptimizeError
-from tritonkit.export import inspect_model_dir
-from tritonkit.finetune import FinetuneParams, cache_key, finetune
+from tritonkit.model.inspect import inspect_model_dir
+from tritonkit.variants.accuracy import SENTIMENT_TRAIN
+from tritonkit.variants.finetune import FinetuneParams, cache_key, finetune
 
 QUICK = FinetuneParams(epochs=1, max_steps=2, batch_size=8)
 

@@ -2,7 +2,7 @@ import pytest
 from google.protobuf import json_format
 
 from tritonkit.errors import ConfigError
-from tritonkit.pbtxt import (
+from tritonkit.repository.pbtxt import (
     DynamicBatching,
     EnsemblePlan,
     EnsembleStep,

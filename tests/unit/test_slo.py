@@ -11,10 +11,11 @@ from click.testing import CliRunner
 
 from tritonkit.cli import main
 from tritonkit.errors import LoadtestInputError, SpecError
-from tritonkit.loadtest import LoadtestConfig, LoadtestResult, parse_duration
-from tritonkit.loadtest_spec import build_loadtest_spec
-from tritonkit.reports import write_junit
-from tritonkit.slo import Slo, SloVerdict, evaluate_slos, merge_slos, parse_slo
+from tritonkit.loadtest.reports import write_junit
+from tritonkit.loadtest.run import LoadtestConfig, LoadtestResult
+from tritonkit.spec.durations import parse_duration
+from tritonkit.spec.serving import build_loadtest_spec
+from tritonkit.spec.slo import Slo, SloVerdict, evaluate_slos, merge_slos, parse_slo
 
 EXPECTED = "expected NAME=NUMBER with NAME one of p50_ms, p95_ms, p99_ms, error_rate, min_rps"
 

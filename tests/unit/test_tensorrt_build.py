@@ -20,7 +20,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tritonkit.errors import PlanBuildError, TensorRTUnavailableError
-from tritonkit.tensorrt import (
+from tritonkit.tensorrt.build import (
     BuildOptions,
     PlanRecord,
     build_plan,
@@ -29,7 +29,7 @@ from tritonkit.tensorrt import (
     trtexec_command,
     write_metadata,
 )
-from tritonkit.trt_profiles import Profile, plan_profiles
+from tritonkit.tensorrt.profiles import Profile, plan_profiles
 
 FAKE_TRTEXEC = """#!{python}
 import json, os, sys

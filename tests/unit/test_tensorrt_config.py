@@ -13,7 +13,15 @@ from google.protobuf import json_format
 from tests.unit.test_tensorrt_build import token_onnx
 from tritonkit.check import Tolerance
 from tritonkit.errors import PlanBuildError
-from tritonkit.pbtxt import (
+from tritonkit.repository.backends.tensorrt import (
+    cuda_graph_shapes,
+    model_plan_from_build,
+    onnx_trt_accelerator,
+    plan_problems,
+    plan_tensorrt_model,
+    predicted_io_types,
+)
+from tritonkit.repository.pbtxt import (
     DynamicBatching,
     EnsemblePlan,
     EnsembleStep,
@@ -24,18 +32,10 @@ from tritonkit.pbtxt import (
     read_config,
     render_config,
 )
-from tritonkit.tensorrt import PlanRecord, read_metadata, write_metadata
-from tritonkit.trt_profiles import plan_profiles
-from tritonkit.trt_triton import (
-    cuda_graph_shapes,
-    model_plan_from_build,
-    onnx_trt_accelerator,
-    plan_problems,
-    plan_tensorrt_model,
-    precision_tolerance,
-    predicted_io_types,
-)
-from tritonkit.validate import validate_repository
+from tritonkit.repository.validate import validate_repository
+from tritonkit.tasks import precision_tolerance
+from tritonkit.tensorrt.build import PlanRecord, read_metadata, write_metadata
+from tritonkit.tensorrt.profiles import plan_profiles
 
 ONNX_MODEL = ModelPlan(
     name="m_onnx",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tritonkit.trt_profiles import (
+from tritonkit.tensorrt.profiles import (
     Profile,
     padded_lengths,
     plan_profiles,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tritonkit.trt_versions import (
+from tritonkit.tensorrt.versions import (
     TRITON_TENSORRT,
     image_tag,
     io_type_for,

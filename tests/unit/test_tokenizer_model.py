@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tritonkit.triton_models.tokenizer import TextEncoder, TokenizerError, encoder_from_config
+from tritonkit.runtime.tokenizer import TextEncoder, TokenizerError, encoder_from_config
 
 
 @pytest.fixture()

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tritonkit.pbtxt import read_config
-from tritonkit.tune import (
+from tritonkit.repository.pbtxt import read_config
+from tritonkit.repository.validate import validate_repository
+from tritonkit.tune.search import (
     Settings,
     Trial,
     TuneError,
@@ -18,7 +19,6 @@ from tritonkit.tune import (
     search,
     write_settings,
 )
-from tritonkit.validate import validate_repository
 
 DEFAULT = Settings(1, 0, 1, True, 32, 500, ())
 LENGTHS = [5, 6, 8, 9, 12, 14, 20, 30, 31, 60]
@@ -90,7 +90,7 @@ def test_p95_bound_excludes_slow_settings() -> None:
 def test_stops_at_the_budget() -> None:
     measure, calls = fake_measure()
     ticks = itertools.count()
-    import tritonkit.tune as tune
+    import tritonkit.tune.search as tune
 
     real = tune.time.monotonic
     tune.time.monotonic = lambda: float(next(ticks))  # type: ignore[assignment]

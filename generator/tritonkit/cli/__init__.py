@@ -6,6 +6,8 @@ here, in one place.
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Any
 
 import click
@@ -20,10 +22,18 @@ class _UserError(click.ClickException):
         self.exit_code = code  # type: ignore[misc]
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM (a pod stopping, `kill`) unwinds like Ctrl-C: staging folders are removed,
+    servers stopped, and nothing half-written is left."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 class TritonkitGroup(click.Group):
     """A group whose commands report TritonkitError as a clean one-line error."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _terminated)
         try:
             return super().invoke(ctx)
         except TritonkitError as e:

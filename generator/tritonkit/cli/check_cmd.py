@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
 
-from tritonkit.check import BUILTIN_TEXTS, MODES, CheckReport, Tolerance, load_texts, run_check
-from tritonkit.cli.common import console, offline
+from tritonkit.check import MODES, CheckReport
+from tritonkit.cli.common import PATH, SPEC_OPTION, console, offline
+from tritonkit.cli.options import add_flags, section_flags, section_values
 from tritonkit.errors import CheckError
+from tritonkit.spec import CheckSpec
 
-_PATH = click.Path(path_type=Path)
+CHECK_FLAGS = section_flags(CheckSpec, "check")
 
 
 def _preview(text: str, width: int = 42) -> str:
@@ -19,20 +22,6 @@ def _preview(text: str, width: int = 42) -> str:
     if not text:
         return "(empty string)"
     return text if len(text) <= width else f"{text[: width - 1]}… ({len(text)} chars)"
-
-
-def _tolerance(
-    min_cosine: float | None, max_prob_diff: float | None, precision: str | None
-) -> Tolerance:
-    base = Tolerance()
-    if precision is not None:
-        from tritonkit.trt_triton import precision_tolerance
-
-        base = precision_tolerance(precision)  # type: ignore[arg-type]
-    return Tolerance(
-        base.min_cosine if min_cosine is None else min_cosine,
-        base.max_prob_diff if max_prob_diff is None else max_prob_diff,
-    )
 
 
 def print_report(report: CheckReport) -> None:
@@ -56,56 +45,34 @@ def print_report(report: CheckReport) -> None:
 
 
 @click.command()
-@click.argument("model_dir", type=_PATH, required=False)
-@click.option("--url", default="127.0.0.1:8000", show_default=True, help="HTTP HOST:PORT.")
-@click.option("--grpc-url", help="gRPC HOST:PORT [default: HTTP port + 1].")
-@click.option("--name", default="minilm", show_default=True, help="Ensemble name.")
-@click.option("--texts", "texts_file", type=_PATH, help="Texts: one per line, or .jsonl {text}.")
+@click.argument("model_dir", type=PATH, required=False)
+@SPEC_OPTION
+@add_flags(CHECK_FLAGS)
 @click.option(
-    "--min-cosine", type=float, help="Embeddings floor [default: 0.999, or --precision's]."
-)
-@click.option(
-    "--max-prob-diff", type=float, help="Classification [default: 1e-3, or --precision's]."
-)
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "fp16", "int8"]),
-    help="Tolerances for a model served at this precision (TensorRT or int8 variants): "
-    "fp32 0.999/1e-3, fp16 0.995/1e-2, int8 0.98/5e-2; explicit flags win.",
-)
+    "--repository", type=PATH, help="Repository folder the server runs: the served deployment "
+    "must match it, and its variant sets the tolerances.",
+)  # fmt: skip
 def check(
-    model_dir: Path | None,
-    url: str,
-    grpc_url: str | None,
-    name: str,
-    texts_file: Path | None,
-    min_cosine: float | None,
-    max_prob_diff: float | None,
-    precision: str | None,
+    model_dir: Path | None, spec_file: Path | None, repository: Path | None, **values: Any
 ) -> None:
     """Check a served deployment against the Hugging Face PyTorch reference.
 
     Sends the built-in texts (unicode, an empty string, a text far past the maximum length)
     plus --texts over HTTP and gRPC, batched and one by one; exits 1 if any text fails.
-    MODEL_DIR defaults to the embedded all-MiniLM-L6-v2.
+    MODEL_DIR defaults to the spec's model, else the embedded all-MiniLM-L6-v2. Servers that
+    restrict the model-config API need the key in $TRITONKIT_ADMIN_KEY.
 
     \b
         tritonkit check --url 127.0.0.1:8000 --name minilm
         tritonkit check --url 127.0.0.1:8000 --name sentiment ./my-model --texts texts.jsonl
+        tritonkit check --spec tritonkit.yaml --repository model_repository
     """
-    from tritonkit.cli.common import default_model_dir
+    from tritonkit.pipeline.check import check_deployment
 
     offline()
-    model = model_dir or Path(default_model_dir())
-    if grpc_url is None:
-        host, _, port = url.rpartition(":")
-        if not port.isdigit():
-            raise CheckError(f"--url {url}: expected HOST:PORT, e.g. 127.0.0.1:8000")
-        grpc_url = f"{host}:{int(port) + 1}"
-    texts = list(BUILTIN_TEXTS) + (load_texts(texts_file) if texts_file else [])
+    given = section_values(CHECK_FLAGS, values, "check")
     with console.status("checking against the PyTorch reference"):
-        tolerance = _tolerance(min_cosine, max_prob_diff, precision)
-        report = run_check(model, name, url, grpc_url, texts, tolerance)
+        report = check_deployment(spec_file, given, model_dir, repository)
     print_report(report)
     failures = report.failures()
     if failures:

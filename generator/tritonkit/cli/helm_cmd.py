@@ -29,9 +29,9 @@ def helm_values(
         tritonkit helm-values --spec tritonkit.yaml -o values-spec.yaml --model-pvc hf-models
         helm install minilm CHART -f values-spec.yaml -f values-gpu-pool.yaml
     """
-    from tritonkit.helm_values import values_from_spec, values_yaml, write_values
-    from tritonkit.resources import data_dir
+    from tritonkit.deploy.helm_values import values_from_spec, values_yaml, write_values
     from tritonkit.spec import build_spec
+    from tritonkit.util.resources import data_dir
 
     spec = build_spec(spec_file)
     result = values_from_spec(

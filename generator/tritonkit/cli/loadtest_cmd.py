@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich import box
 from rich.table import Table
 
-from tritonkit.cli.common import console, offline
+from tritonkit.cli.common import SPEC_OPTION, console, offline
+from tritonkit.cli.options import add_flags, load_section, section_flags
 from tritonkit.errors import LoadtestError
-from tritonkit.loadtest import PROTOCOLS, SHAPES, LoadtestResult
-from tritonkit.reports import client_line
-from tritonkit.slo import SLO_NAMES, format_value
+from tritonkit.loadtest.config import LoadtestResult
+from tritonkit.loadtest.reports import client_line
+from tritonkit.spec import LoadtestSpec
+from tritonkit.spec.slo import SLO_NAMES, format_value, parse_slo
 
-_PATH = click.Path(path_type=Path)
+LOADTEST_FLAGS = section_flags(LoadtestSpec, "loadtest")
 
 
 def _us_as_ms(value: float | None) -> str:
@@ -68,23 +71,8 @@ def print_result(result: LoadtestResult) -> None:
 
 
 @click.command()
-@click.option("--spec", "spec_file", type=_PATH, help="YAML file with a `loadtest:` section.")
-@click.option("--url", help="Triton HTTP HOST:PORT [default: 127.0.0.1:8000].")
-@click.option("--grpc-url", help="gRPC HOST:PORT [default: the --url port + 1].")
-@click.option("--metrics-url", help="Metrics HOST:PORT [default: the --url host, port 8002].")
-@click.option("--name", help="The deployment's ensemble [default: minilm].")
-@click.option("--protocol", type=click.Choice(PROTOCOLS), help="[default: http]")
-@click.option("--texts", type=_PATH, help="One text per line, or .jsonl [default: shipped corpus].")
-@click.option("--batch-size", type=int, help="Texts per request [default: 1].")
-@click.option("--shape", type=click.Choice(SHAPES), help="Shape of the load [default: users].")
-@click.option("-u", "--users", type=int, help="Concurrent users (step: the maximum) [default: 4].")
-@click.option("-r", "--spawn-rate", type=float, help="Users started per second [default: all].")
-@click.option("-t", "--duration", help="Run time, e.g. 20s, 2m, 1m30s [default: 20s].")
-@click.option("--rate", type=float, help="Requests per second (--shape rate), over all users.")
-@click.option("--step-users", type=int, help="Users added per step [default: users / 4].")
-@click.option("--step-time", help="Time per step (--shape step) [default: 10s].")
-@click.option("--check-fraction", type=float, help="Share of requests checked [default: 0].")
-@click.option("--model-dir", type=_PATH, help="Hugging Face folder for the checked references.")
+@SPEC_OPTION
+@add_flags(LOADTEST_FLAGS)
 @click.option(
     "--slo",
     "slos",
@@ -92,8 +80,7 @@ def print_result(result: LoadtestResult) -> None:
     metavar="NAME=NUMBER",
     help=f"Objective, repeatable; NAME: {', '.join(SLO_NAMES)}.",
 )
-@click.option("-o", "--output", type=_PATH, help="Reports folder [default: loadtest-report].")
-def loadtest(spec_file: Path | None, slos: tuple[str, ...], **options: object) -> None:
+def loadtest(spec_file: Path | None, slos: tuple[str, ...], **values: Any) -> None:
     """Load-test a served deployment with Locust and judge it against SLOs.
 
     Users call the ensemble over HTTP (KServe v2) or gRPC with texts drawn from a file, so
@@ -107,14 +94,13 @@ def loadtest(spec_file: Path | None, slos: tuple[str, ...], **options: object) -
         tritonkit loadtest --protocol grpc --shape rate --rate 100 --users 8 --batch-size 4
         tritonkit loadtest --spec tritonkit.yaml --check-fraction 0.05
     """
-    from tritonkit.loadtest import run_loadtest
-    from tritonkit.loadtest_spec import build_loadtest_spec
-    from tritonkit.slo import parse_slo
+    from tritonkit.loadtest.config import config_from_spec
+    from tritonkit.loadtest.run import run_loadtest
 
     offline()
-    parsed = [parse_slo(expression) for expression in slos]
-    spec = build_loadtest_spec(spec_file, options)
-    config = spec.to_config(parsed)
+    parsed = tuple(parse_slo(expression) for expression in slos)
+    section = load_section(LoadtestSpec, "loadtest", spec_file, LOADTEST_FLAGS, values)
+    config = config_from_spec(section, parsed)
     with console.status(f"load test: {config.users} users, {config.duration_s:g} s"):
         result = run_loadtest(config)
     print_result(result)

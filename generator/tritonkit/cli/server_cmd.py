@@ -5,13 +5,16 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
-from tritonkit.cli.common import console
-from tritonkit.errors import RepositoryError
+from tritonkit.cli.common import PATH, SPEC_OPTION, console, progress_line
+from tritonkit.cli.options import add_flags, load_section, section_flags
+from tritonkit.spec import ServeSpec
 
-_PATH = click.Path(path_type=Path)
+SERVE_FLAGS = section_flags(ServeSpec, "serve")
+_PATH = PATH
 _TRITONSERVER = click.option(
     "--tritonserver",
     type=_PATH,
@@ -22,47 +25,33 @@ _TRITONSERVER = click.option(
 
 
 @click.command()
-@click.argument("repo", type=_PATH, default="model_repository")
-@click.option("--http-port", type=int, default=8000, show_default=True)
-@click.option("--grpc-port", type=int, default=8001, show_default=True)
-@click.option("--metrics-port", type=int, default=8002, show_default=True)
-@click.option("--timeout", type=float, default=180, show_default=True, help="Seconds to ready.")
+@click.argument("repo", type=PATH, default="model_repository")
+@SPEC_OPTION
+@add_flags(SERVE_FLAGS)
 @_TRITONSERVER
-def serve(
-    repo: Path,
-    http_port: int,
-    grpc_port: int,
-    metrics_port: int,
-    timeout: float,
-    tritonserver: Path | None,
-) -> None:
+def serve(repo: Path, spec_file: Path | None, tritonserver: Path | None, **values: Any) -> None:
     """Serve a model repository with a real tritonserver on 127.0.0.1 until Ctrl-C.
 
     Without --tritonserver, the server is Triton 2.51 from the nvidia-pytriton wheel,
     installed on first use (see `tritonkit server install`); ONNX models run there on a
     Python-based `onnxruntime` backend that emulates Triton's ONNX Runtime backend on CPU.
     Models configured for KIND_GPU are loaded on CPU when no GPU is present, with a notice.
+    The control APIs (model loading, configs, shared memory, logging, trace) are closed to
+    other clients: tritonkit holds a per-run key.
 
     \b
         tritonkit serve model_repository
         tritonkit serve model_repository --http-port 9000 --grpc-port 9001 --metrics-port 9002
     """
-    from tritonkit.server import TritonServer, find_server
-    from tritonkit.validate import validate_repository
+    from tritonkit.pipeline.serve import prepare_server
 
-    if not repo.is_dir():
-        raise RepositoryError(f"{repo}: model repository folder not found: run tritonkit generate")
-    for problem in validate_repository(repo):  # Triton has the last word; these are warnings
-        console.print(f"[yellow]warning:[/] {problem}")
-    install = find_server(tritonserver, log=lambda line: console.print(f"[dim]{line}[/]"))
-    server = TritonServer(
-        repo.resolve(), install, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port
-    )
+    options = load_section(ServeSpec, "serve", spec_file, SERVE_FLAGS, values)
+    server = prepare_server(repo, options, tritonserver, progress_line)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:  # Ctrl-C at any point, even while starting, stops the server cleanly
         with console.status("starting tritonserver"):
-            server.start(timeout=timeout)
+            server.start(timeout=options.timeout)
         for notice in server.loaded_notices:
             console.print(f"[yellow]notice:[/] {notice}")
         console.print(
@@ -98,7 +87,7 @@ def install(force: bool, cache_dir: Path | None) -> None:
     \b
         tritonkit server install
     """
-    from tritonkit.server import install_server
+    from tritonkit.server.install import install_server
 
     result = install_server(cache_dir, force=force, log=lambda line: console.print(line))
     console.print(f"[green]installed[/] {result.tritonserver}")

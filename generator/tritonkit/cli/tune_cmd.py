@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
 
-from tritonkit.cli.common import console, offline
-from tritonkit.errors import RepositoryError
-from tritonkit.tune import TuneResult
+from tritonkit.cli.common import PATH, SPEC_OPTION, console, offline, progress_line
+from tritonkit.cli.options import add_flags, load_section, section_flags
+from tritonkit.spec import TuneSpec
+from tritonkit.tune.search import TuneResult
 
-_PATH = click.Path(path_type=Path)
+TUNE_FLAGS = section_flags(TuneSpec, "tune")
 
 
 def _print_trials(result: TuneResult) -> None:
@@ -35,44 +36,22 @@ def _print_trials(result: TuneResult) -> None:
 
 
 @click.command()
-@click.argument("repo", type=_PATH, default="model_repository")
-@click.option("--name", default="minilm", show_default=True, help="Ensemble name.")
-@click.option("--texts", "texts_file", type=_PATH, help="Corpus [default: the shipped one].")
-@click.option("--users", type=int, default=16, show_default=True, help="Concurrency.")
-@click.option("--budget", default="5m", show_default=True, help="Time budget for the sweep.")
-@click.option("--trial", "trial", default="12s", show_default=True, help="Load per trial.")
-@click.option("--p95-ms", type=float, help="Maximise throughput under this p95 bound.")
-@click.option("--report", "report_dir", type=_PATH, default="tune-report", show_default=True)
+@click.argument("repo", type=PATH, default="model_repository")
+@SPEC_OPTION
+@add_flags(TUNE_FLAGS)
 @click.option("--dry-run", is_flag=True, help="Measure and report; do not write the repository.")
-@click.option(
-    "--baselines/--no-baselines",
-    default=False,
-    help="Also measure in-process "
-    "ONNX Runtime and PyTorch on the same texts and report served/in-process ratios.",
-)
-@click.option("--baseline-seconds", type=float, default=10.0, show_default=True)
-@click.option("--tritonserver", type=_PATH, envvar="TRITONKIT_TRITONSERVER", help="See serve.")
+@click.option("--tritonserver", type=PATH, envvar="TRITONKIT_TRITONSERVER", help="See serve.")
 def tune(
-    repo: Path,
-    name: str,
-    texts_file: Path | None,
-    users: int,
-    budget: str,
-    trial: str,
-    p95_ms: float | None,
-    report_dir: Path,
-    dry_run: bool,
-    baselines: bool,
-    baseline_seconds: float,
-    tritonserver: Path | None,
+    repo: Path, spec_file: Path | None, dry_run: bool, tritonserver: Path | None, **values: Any
 ) -> None:
     """Tune instances, threads, batching, queue delay and length buckets on a local server.
 
     Starts a local tritonserver on free ports in explicit model-control mode, reloads the
     configs of each trial through the repository API and measures it with Locust on the
     corpus at --users concurrency. The best setting is measured again next to the default
-    and written into the repository (validated, atomically) only if it still wins; a setting
-    that measured worse than the default is never written. Reports: tune.md, tune.json and
+    and written into the repository (re-rendered through the templates, validated,
+    atomically) only if it still wins; a setting that measured worse than the default is
+    never written. Works on ONNX and TensorRT deployments. Reports: tune.md, tune.json and
     tune.png (throughput vs p95) in --report.
 
     \b
@@ -80,62 +59,20 @@ def tune(
         tritonkit tune repo --name sentiment --texts my_traffic.txt --users 32 --p95-ms 80
         tritonkit tune model_repository --baselines --dry-run
     """
-    from tritonkit.loadtest import load_corpus, parse_duration
-    from tritonkit.server import find_server
-    from tritonkit.tune_run import run_tune, write_reports
-    from tritonkit.validate import validate_repository
+    from tritonkit.pipeline.tune import tune_repository
 
     offline()
-    problems = validate_repository(repo)
-    if problems:
-        raise RepositoryError(f"{repo}: invalid repository: {problems[0]}")
-    for model in (name, f"{name}_tokenizer", f"{name}_onnx"):
-        if not (repo / model / "config.pbtxt").is_file():
-            raise RepositoryError(
-                f"{repo / model}: not found: --name must name a deployment made by tritonkit"
-            )
-    budget_s = parse_duration(budget, "--budget")
-    trial_s = parse_duration(trial, "--trial")
-    texts = load_corpus(texts_file)
-    measured = []
-    if baselines:
-        from tritonkit.inprocess import measure_all
-
-        meta = json.loads((repo / "tritonkit.json").read_text(encoding="utf-8"))
-        spec = meta["spec"]
-        with console.status("measuring in-process baselines (ONNX Runtime, PyTorch)"):
-            measured = measure_all(
-                repo / f"{name}_onnx" / "1" / "model.onnx",
-                repo / f"{name}_tokenizer" / "1" / "tokenizer.json",
-                Path(spec["model"]),
-                spec["task"],
-                texts,
-                int(meta["max_length"]),
-                seconds=baseline_seconds,
-            )
-        for b in measured:
-            console.print(f"in-process {b.label}: {b.texts_per_s:.1f} texts/s")
-    install = find_server(tritonserver, log=lambda line: console.print(f"[dim]{line}[/]"))
-
-    def progress(line: str) -> None:
-        console.print(f"[dim]{line}[/]")
-
+    options = load_section(TuneSpec, "tune", spec_file, TUNE_FLAGS, values)
     with console.status("tuning"):
-        result = run_tune(
-            repo,
-            name,
-            install,
-            texts,
-            users=users,
-            trial_s=trial_s,
-            budget_s=budget_s,
-            report_dir=report_dir,
-            p95_bound_ms=p95_ms,
-            write=not dry_run,
-            progress=progress,
+        run = tune_repository(
+            repo, options, write=not dry_run, tritonserver=tritonserver, progress=progress_line
         )
-    _print_trials(result)
-    paths = write_reports(result, report_dir, users, measured)
+    _print_trials(run.result)
+    _print_outcome(run.result, repo)
+    console.print(f"reports: {', '.join(str(p) for p in run.reports.values())}")
+
+
+def _print_outcome(result: TuneResult, repo: Path) -> None:
     if result.confirmation:
         default, best = result.confirmation["default"], result.confirmation["best"]
         console.print(
@@ -147,7 +84,6 @@ def tune(
         console.print(f"[green]chosen:[/] {result.chosen.describe()}; {verb} {repo}")
     else:
         console.print("[yellow]kept the default:[/] no setting beat it in the confirmation round")
-    console.print(f"reports: {', '.join(str(p) for p in paths.values())}")
 
 
 COMMANDS = (tune,)

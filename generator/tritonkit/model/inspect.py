@@ -54,9 +54,6 @@ class ModelInfo:
     input_names: tuple[str, ...]
     labels: tuple[str, ...]
 
-
-
-
     @property
     def task_record(self) -> Task:
         return get_task(self.task)
@@ -138,7 +135,8 @@ def _load_config(config_path: Path, model_type: str, task: Task) -> tuple[Any, t
 
     unsupported = ModelSourceError(
         f"{config_path}: model_type '{model_type}' has no ONNX export for {task.name} that "
-        f"takes input_ids, attention_mask[, token_type_ids]: use an encoder model ({SUPPORTED_TYPES})"
+        "takes input_ids, attention_mask[, token_type_ids]: use an encoder model "
+        f"({SUPPORTED_TYPES})"
     )
     try:
         tasks = TasksManager.get_supported_tasks_for_model_type(
@@ -219,5 +217,3 @@ def _max_length(model_dir: Path, max_position_embeddings: object) -> int:
             "has no max_position_embeddings: set model_max_length in tokenizer_config.json"
         )
     return min(sane)
-
-

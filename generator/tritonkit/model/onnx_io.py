@@ -82,4 +82,4 @@ def save_model(model: onnx.ModelProto, path: Path) -> None:
 
 def opset_of(model: onnx.ModelProto) -> int:
     """The default-domain opset the graph imports."""
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return int(next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")))

@@ -84,7 +84,9 @@ class TorchModel:
         import torch
 
         with torch.inference_mode():
-            tensors = {name: torch.from_numpy(np.asarray(feeds[name])) for name in self.info.input_names}
+            tensors = {
+                name: torch.from_numpy(np.asarray(feeds[name])) for name in self.info.input_names
+            }
             output = self.model(**tensors)
             return self.info.task_record.torch_postprocess(output, tensors["attention_mask"])
 

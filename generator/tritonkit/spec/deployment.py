@@ -46,7 +46,8 @@ class DeploymentSpec(Section):
     model: Path = option(..., "Hugging Face model folder.")
     task: TaskName = option(DEFAULT_TASK, "Task.", flag="--task")
     name: str = option(DEFAULT_NAME, "Deployment (ensemble) name.", flag="--name")
-    output: Path = option(Path("model_repository"), "Repository folder.", flag="--output")
+    output: Path = option(Path("model_repository"), "Repository folder.", flag="--output",
+                          short="-o")  # fmt: skip
     max_sequence_length: int | None = option(
         None, "Truncate longer texts [default: the model's maximum].",
         flag="--max-sequence-length", ge=8, le=8192,
@@ -72,7 +73,7 @@ class DeploymentSpec(Section):
     loadtest: LoadtestSpec = LoadtestSpec()
     tune: TuneSpec = TuneSpec()
     force: bool = option(False, "Replace an existing output folder that tritonkit wrote.",
-                         flag="--force")  # fmt: skip
+                         flag="--force", switch=True)  # fmt: skip
 
     _name = field_validator("name")(valid_name)
 
@@ -85,15 +86,26 @@ class DeploymentSpec(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _loadtest_defaults(cls, data: Any) -> Any:
-        """The loadtest section aims at this deployment unless it says otherwise."""
-        if isinstance(data, dict) and isinstance(data.get("loadtest", {}), dict):
-            section = dict(data.get("loadtest") or {})
-            if isinstance(data.get("name"), str):
-                section.setdefault("name", data["name"])
-            if isinstance(data.get("model"), str | Path):
-                section.setdefault("model_dir", data["model"])
-            data = {**data, "loadtest": section}
+    def _aim_at_this_deployment(cls, data: Any) -> Any:
+        return cls.section_defaults(data)
+
+    @staticmethod
+    def section_defaults(data: Any) -> Any:
+        """The check, loadtest and tune sections aim at this deployment unless they say
+        otherwise (a section written as a scalar is left for validation to report)."""
+        if not isinstance(data, dict):
+            return data
+        defaults = {
+            "check": {"name": data.get("name")},
+            "loadtest": {"name": data.get("name"), "model_dir": data.get("model")},
+            "tune": {"name": data.get("name")},
+        }
+        for key, values in defaults.items():
+            section = data.get(key, {})
+            if not isinstance(section, dict):
+                continue
+            given = {k: v for k, v in values.items() if isinstance(v, str | Path)}
+            data = {**data, key: {**given, **section}}
         return data
 
     @model_validator(mode="after")

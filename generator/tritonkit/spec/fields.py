@@ -9,13 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field
 from pydantic import BaseModel as _BaseModel
+from pydantic import ConfigDict, Field
 
 
-def option(default: Any = ..., help: str = "", *, flag: str | None = None, **kwargs: Any) -> Any:
-    """A spec field; `flag` (e.g. "--max-batch-size") exposes it on the command line."""
-    extra = {"flag": flag} if flag else None
+def option(
+    default: Any = ...,
+    help: str = "",
+    *,
+    flag: str | None = None,
+    short: str | None = None,
+    switch: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """A spec field; `flag` (e.g. "--max-batch-size", with an optional `short` "-b") exposes
+    it on the command line. A bool is `--flag/--no-flag`, or only `--flag` with `switch`."""
+    extra: dict[str, Any] | None = None
+    if flag:
+        extra = {"flag": flag, **({"short": short} if short else {})}
+        if switch:
+            extra["switch"] = True
     return Field(default, description=help or None, json_schema_extra=extra, **kwargs)
 
 

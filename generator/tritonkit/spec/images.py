@@ -8,7 +8,8 @@ The grammar is distribution/reference's (github.com/distribution/reference, refe
     path-component := alpha-numeric [separator alpha-numeric]*
     alpha-numeric  := /[a-z0-9]+/      separator := /[_.]|__|[-]+/
     tag        := /[\\w][\\w.-]{0,127}/
-    digest     := algorithm ":" hex     algorithm := /[A-Za-z][A-Za-z0-9]*([+._-][A-Za-z][A-Za-z0-9]*)*/
+    digest     := algorithm ":" /[0-9a-fA-F]{32,}/
+    algorithm  := /[A-Za-z][A-Za-z0-9]*([+._-][A-Za-z][A-Za-z0-9]*)*/
 
 A reference reaches a Dockerfile (`FROM`), Helm values and pod specs: anything outside the
 grammar (a newline that would start a `RUN` line, spaces, quotes) is refused here.

@@ -126,7 +126,8 @@ def build_section(
     overrides: Mapping[str, Any] | None = None,
 ) -> M:
     """One section (`check`, `loadtest`, `tune`, `serve`, `optimize`...) of a spec file, with
-    flag overrides; the rest of the file is validated too, so a typo anywhere is reported.
+    flag overrides. A file with a `model` is validated whole, so a typo anywhere is reported;
+    otherwise the section alone (with the defaults it takes from the top level).
 
     Without a file, a bad flag is reported as `--flag: message`.
     """
@@ -139,13 +140,14 @@ def build_section(
     section = data.get(key)
     if section is not None and not isinstance(section, dict):
         raise SpecError(f"{spec_file}: {key}: expected a mapping of keys to values")
-    full = merge(data, {key: dict(overrides or {})})
-    full.setdefault("model", ".")  # sections other than generate's do not need the model
-    spec = validate(DeploymentSpec, full, str(spec_file))
-    found = getattr(spec, key)
-    if not isinstance(found, model):
-        raise TypeError(f"section {key} is not a {model.__name__}")
-    return found
+    data = merge(data, {key: dict(overrides or {})})
+    if "model" in data:
+        found = getattr(validate(DeploymentSpec, data, str(spec_file)), key)
+        if not isinstance(found, model):
+            raise TypeError(f"section {key} is not a {model.__name__}")
+        return found
+    with_defaults = DeploymentSpec.section_defaults(data)
+    return validate(model, with_defaults.get(key) or {}, str(spec_file), prefix=f"{key}.")
 
 
 def _flag_errors(error: ValidationError) -> str:

@@ -9,6 +9,7 @@ from typing import Literal, get_args
 from pydantic import field_validator
 
 from tritonkit.spec.fields import Section, option
+from tritonkit.tasks import Precision
 
 Device = Literal["cpu", "gpu"]
 Variant = Literal["fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static"]
@@ -23,6 +24,14 @@ DEPLOY_VARIANTS: tuple[str, ...] = get_args(DeployVariant)
 DEVICE_VARIANTS: dict[str, tuple[str, ...]] = {
     "cpu": ("fp32", "fp32-fused", "int8-dynamic", "int8-static"),
     "gpu": ("fp32", "fp32-fused", "fp16"),
+}
+# The precision a deployed variant serves at (`check` picks its tolerances by it).
+VARIANT_PRECISION: dict[str, Precision] = {
+    "fp16": "fp16",
+    "trt-fp16": "fp16",
+    "int8-dynamic": "int8",
+    "int8-static": "int8",
+    "trt-int8": "int8",
 }
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 StaticScope = Literal["layernorm-inputs", "all"]
@@ -149,14 +158,26 @@ class TensorRTSpec(Section):
     precision: Literal["fp16", "int8"] = option(
         "fp16", "TensorRT precision of the accelerator.", flag="--tensorrt-precision"
     )
-    workspace_mib: int = option(4096, "Builder memory-pool limit (MiB).", ge=1)
-    timing_cache: Path | None = option(None, "Timing cache file reused across builds.")
-    optimization_level: int = option(3, "Builder optimization level.", ge=0, le=5)
-    hardware_compatibility: Literal["none", "ampere+"] = option("none", "Plan hardware scope.")
-    version_compatible: bool = option(False, "Plans loadable by later TensorRT of the same major.")
-    per_cc: bool = option(False, "Name plans per compute capability (cc_model_filenames).")
-    opt_batch_size: int | None = option(None, "Batch size the profiles are tuned for.", ge=1)
-    cuda_graphs: bool = option(False, "Capture CUDA graphs per bucket and batch size.")
+    workspace_mib: int = option(4096, "Builder memory-pool limit (MiB).", flag="--workspace-mib",
+                                ge=1)  # fmt: skip
+    timing_cache: Path | None = option(None, "Timing cache file, reused across builds.",
+                                       flag="--timing-cache")  # fmt: skip
+    optimization_level: int = option(3, "Builder optimization level (0-5).",
+                                     flag="--optimization-level", ge=0, le=5)  # fmt: skip
+    hardware_compatibility: Literal["none", "ampere+"] = option(
+        "none", "ampere+: one plan for every GPU from Ampere on, somewhat slower.",
+        flag="--hardware-compatibility",
+    )  # fmt: skip
+    version_compatible: bool = option(
+        False, "Loadable by later TensorRT 1x.y (the server needs version-compatible=true).",
+        flag="--version-compatible", switch=True,
+    )  # fmt: skip
+    per_cc: bool = option(False, "Name the plan model_sm<cc>.plan (cc_model_filenames).",
+                          flag="--per-cc", switch=True)  # fmt: skip
+    opt_batch_size: int | None = option(None, "Batch TensorRT tunes for [default: max].",
+                                        flag="--opt-batch-size", ge=1)  # fmt: skip
+    cuda_graphs: bool = option(False, "Capture CUDA graphs per bucket and batch.",
+                               flag="--cuda-graphs", switch=True)  # fmt: skip
     accelerator: bool = option(
         False, "GPU: ONNX Runtime's TensorRT execution accelerator in the ONNX config.",
         flag="--tensorrt-accelerator",

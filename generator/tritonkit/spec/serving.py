@@ -44,6 +44,7 @@ class ServeSpec(Section):
 class CheckSpec(Section):
     """What `tritonkit check` sends and how close it must be to the PyTorch reference."""
 
+    name: str = option(DEFAULT_NAME, "Ensemble name.", flag="--name")
     url: str = option("127.0.0.1:8000", "HTTP HOST:PORT.", flag="--url")
     grpc_url: str | None = option(None, "gRPC HOST:PORT [default: HTTP port + 1].",
                                   flag="--grpc-url")  # fmt: skip
@@ -80,11 +81,12 @@ class LoadtestSpec(Section):
     )
     batch_size: int = option(1, "Texts per request.", flag="--batch-size", ge=1, le=4096)
     shape: Literal["users", "step", "rate"] = option("users", "Shape of the load.", flag="--shape")
-    users: int = option(4, "Concurrent users (step: the maximum).", flag="--users", ge=1,
-                        le=10_000)  # fmt: skip
+    users: int = option(4, "Concurrent users (step: the maximum).", flag="--users", short="-u",
+                        ge=1, le=10_000)  # fmt: skip
     spawn_rate: float | None = option(None, "Users started per second [default: all].",
-                                      flag="--spawn-rate", gt=0)  # fmt: skip
-    duration: str = option("20s", "Run time, e.g. 20s, 2m, 1m30s.", flag="--duration")
+                                      flag="--spawn-rate", short="-r", gt=0)  # fmt: skip
+    duration: str = option("20s", "Run time, e.g. 20s, 2m, 1m30s.", flag="--duration",
+                           short="-t")  # fmt: skip
     rate: float | None = option(None, "Requests per second (--shape rate), over all users.",
                                 flag="--rate", gt=0)  # fmt: skip
     step_users: int | None = option(None, "Users added per step [default: users / 4].",
@@ -94,7 +96,8 @@ class LoadtestSpec(Section):
                                    ge=0, le=1)  # fmt: skip
     model_dir: Path | None = option(None, "Hugging Face folder for the checked references.",
                                     flag="--model-dir")  # fmt: skip
-    output: Path = option(Path("loadtest-report"), "Reports folder.", flag="--output")
+    output: Path = option(Path("loadtest-report"), "Reports folder.", flag="--output",
+                          short="-o")  # fmt: skip
     slo: SloSpec = SloSpec()
 
     _durations = field_validator("duration", "step_time", mode="before")(_duration)
@@ -115,6 +118,8 @@ class TuneSpec(Section):
         False, "Also measure in-process ONNX Runtime and PyTorch on the same texts and report "
         "served/in-process ratios.", flag="--baselines",
     )  # fmt: skip
+    name: str | None = option(None, "Ensemble [default: the repository's only one].",
+                              flag="--name")  # fmt: skip
     baseline_seconds: float = option(10.0, "Seconds per baseline.", flag="--baseline-seconds",
                                      gt=0)  # fmt: skip
 

@@ -124,6 +124,23 @@ class Task(ABC):
     def gate_figure(self, figures: Mapping[str, float], max_drop: float) -> GateFigure:
         """The gated figure among `figures`."""
 
+    def compare_rows(
+        self,
+        served: Mapping[str, np.ndarray],
+        reference: Mapping[str, np.ndarray],
+        served_row: int,
+        row: int,
+        labels: Sequence[str],
+        tolerance: Tolerance,
+        n_tokens: int,
+    ) -> Comparison:
+        """Row `served_row` of a served answer (keyed by the ensemble's names) against row
+        `row` of the reference (keyed by graph output names): what check and load-test
+        sampling judge."""
+        got = {o: served[self.served_name(o)][served_row] for o in self.output_names}
+        want = {o: reference[o][row] for o in self.output_names}
+        return self.compare(got, want, labels, tolerance, n_tokens)
+
     def served_name(self, output: str) -> str:
         """The ensemble's name for a graph output (the repository contract upper-cases them)."""
         return output.upper()

@@ -39,8 +39,7 @@ def read_rows(path: Path) -> list[Row]:
         rows = [(line, None) for line in raw.splitlines() if line.strip()]
     if not rows:
         raise TextFileError(
-            f"{path}: no texts in the file: add one text per line (or .jsonl/.csv rows with "
-            "'text')"
+            f"{path}: no texts in the file: add one text per line (or .jsonl/.csv rows with 'text')"
         )
     return rows
 

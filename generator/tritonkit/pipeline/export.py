@@ -1,0 +1,32 @@
+"""`tritonkit export`: one model folder to one checked ONNX graph in an output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tritonkit.errors import RepositoryError
+from tritonkit.model.export import ExportResult, export_model
+
+
+def export_to(
+    model_dir: Path, task: str, output: Path, *, opset: int | None = None, atol: float = 1e-4
+) -> ExportResult:
+    """Export into `output`, which must be empty or new; a failed export leaves no folder
+    that was not there before."""
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise RepositoryError(f"{output}: output folder is not empty: choose another -o")
+    created = not output.exists()
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RepositoryError(
+            f"{output}: cannot create ({e.strerror}): choose another -o"
+        ) from None
+    try:
+        return export_model(model_dir, task, output, opset=opset, atol=atol)
+    except BaseException:
+        if created:
+            import shutil
+
+            shutil.rmtree(output, ignore_errors=True)
+        raise

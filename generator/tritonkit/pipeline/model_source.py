@@ -1,0 +1,51 @@
+"""Where the served model comes from when it is not a fresh export: a given ONNX file (checked
+against the model folder) or a TensorRT plan built from the export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tritonkit.errors import ExportError
+from tritonkit.model.inspect import ModelInfo
+from tritonkit.model.onnx_io import check_onnx_file, onnx_io
+from tritonkit.repository.plan import TensorRTModel
+from tritonkit.runtime.tokenizer import TokenizerParams
+from tritonkit.spec import DeploymentSpec
+
+
+def check_given_onnx(source: Path, info: ModelInfo) -> None:
+    """A user's ONNX file must be a graph tritonkit exported for this task."""
+    if not source.is_file():
+        raise ExportError(f"{source}: export.onnx: not an ONNX file: pass the model.onnx path")
+    check_onnx_file(source)
+    _, outputs = onnx_io(source)
+    expected = set(info.task_record.output_names)
+    if not expected <= {t.name for t in outputs}:
+        raise ExportError(
+            f"{source}: graph outputs {sorted(t.name for t in outputs)} lack {sorted(expected)} "
+            f"for task {info.task}: export it with `tritonkit export --task {info.task}`"
+        )
+
+
+def tensorrt_source(
+    spec: DeploymentSpec, onnx: Path, tokenizer: TokenizerParams, work: Path
+) -> TensorRTModel:
+    """Build the plan for `spec`'s trt-* variant from `onnx` (on a machine with TensorRT)."""
+    from tritonkit.tensorrt.build import BuildOptions, build_plan
+    from tritonkit.tensorrt.profiles import plan_profiles
+
+    trt = spec.tensorrt
+    options = BuildOptions(
+        profiles=plan_profiles(tokenizer, spec.max_batch_size, trt.opt_batch_size),
+        precision="int8" if spec.variant == "trt-int8" else "fp16",
+        workspace_mib=trt.workspace_mib,
+        timing_cache=trt.timing_cache,
+        optimization_level=trt.optimization_level,
+        hardware_compatibility=trt.hardware_compatibility,
+        version_compatible=trt.version_compatible,
+        per_compute_capability=trt.per_cc,
+        triton_image=spec.triton_image,
+    )
+    version_dir = work / "plan" / "1"
+    record = build_plan(onnx, version_dir, options)
+    return TensorRTModel(onnx, version_dir, record, trt.per_cc, trt.cuda_graphs)

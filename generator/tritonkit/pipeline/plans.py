@@ -1,0 +1,69 @@
+"""`tritonkit build-plan` as a library call: one TensorRT plan for a model folder, its record
+and its `tensorrt_plan` config (GPU nodes only: elsewhere it stops with one line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tritonkit.repository.backends.tensorrt import cuda_graph_shapes, model_plan_from_build
+from tritonkit.repository.pbtxt import DynamicBatching
+from tritonkit.repository.writer import write_model_config
+from tritonkit.runtime.tokenizer import TokenizerParams
+from tritonkit.spec import TensorRTSpec
+from tritonkit.tensorrt.build import (
+    Builder,
+    BuildOptions,
+    PlanRecord,
+    Precision,
+    build_plan,
+    read_metadata,
+)
+from tritonkit.tensorrt.profiles import ProfileLayout, plan_profiles
+
+
+def build_model_plan(
+    onnx_path: Path,
+    model_dir: Path,
+    tokenizer: TokenizerParams,
+    options: TensorRTSpec,
+    *,
+    precision: Precision,
+    max_batch_size: int,
+    instances: int = 1,
+    triton_image: str | None = None,
+    layout: ProfileLayout | None = None,
+    builder: Builder | None = None,
+    model_version: int = 1,
+) -> PlanRecord:
+    """Build the plan into model_dir/VERSION/, record it, and write model_dir/config.pbtxt."""
+    try:
+        profiles = plan_profiles(tokenizer, max_batch_size, options.opt_batch_size, layout)
+    except ValueError as e:
+        from tritonkit.errors import PlanBuildError
+
+        raise PlanBuildError(f"profiles: {e}") from None
+    build = BuildOptions(
+        profiles=profiles,
+        precision=precision,
+        workspace_mib=options.workspace_mib,
+        timing_cache=options.timing_cache,
+        optimization_level=options.optimization_level,
+        hardware_compatibility=options.hardware_compatibility,
+        version_compatible=options.version_compatible,
+        per_compute_capability=options.per_cc,
+        triton_image=triton_image,
+    )
+    version_dir = model_dir / str(model_version)
+    record = build_plan(onnx_path, version_dir, build, builder)
+    batch_sizes = (1, profiles[0].opt[0], max_batch_size)
+    model = model_plan_from_build(
+        onnx_path,
+        model_dir,
+        read_metadata(version_dir),
+        max_batch_size=max_batch_size,
+        instance_count=instances,
+        dynamic_batching=DynamicBatching(),
+        graph_shapes=cuda_graph_shapes(tokenizer, batch_sizes) if options.cuda_graphs else None,
+    )
+    write_model_config(model_dir, model)
+    return record

@@ -1,0 +1,37 @@
+"""The tokenizer model of a deployment: Triton's Python backend running `runtime/tokenizer.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tritonkit.repository.pbtxt import DynamicBatching, ModelPlan, Tensor
+from tritonkit.runtime.tokenizer import TokenizerParams
+
+TEXT = Tensor("TEXT", "TYPE_STRING", (1,))
+OFFSETS = "offsets"
+
+
+def tokenizer_model_plan(
+    name: str,
+    token_inputs: Sequence[str],
+    params: TokenizerParams,
+    *,
+    max_batch_size: int,
+    instance_count: int,
+    dynamic_batching: DynamicBatching | None,
+) -> ModelPlan:
+    """TEXT in; one int64 [-1] tensor per model input (and offsets [-1, 2]) out."""
+    outputs = [Tensor(name_, "TYPE_INT64", (-1,)) for name_ in token_inputs]
+    if params.emit_offsets:
+        outputs.append(Tensor(OFFSETS, "TYPE_INT64", (-1, 2)))
+    return ModelPlan(
+        name=name,
+        kind="python",
+        description="tokenizer (Python backend: tokenizers + numpy); pads each request",
+        max_batch_size=max_batch_size,
+        inputs=(TEXT,),
+        outputs=tuple(outputs),
+        instance_count=instance_count,
+        dynamic_batching=dynamic_batching,
+        parameters=params.to_parameters(),
+    )

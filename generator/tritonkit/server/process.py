@@ -1,0 +1,274 @@
+"""A running local tritonserver: start it on chosen ports, load the repository, stop it."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from google.protobuf import json_format
+from tritonclient.grpc import model_config_pb2
+
+from tritonkit.errors import ServerError
+from tritonkit.server.client import ADMIN_KEY_HEADER
+from tritonkit.server.install import ServerInstall, refresh_onnxruntime_backend
+from tritonkit.server.models import load_waves, read_repository
+from tritonkit.util.gpu import gpu_available
+from tritonkit.util.processes import stop_process_group
+
+_LOG_TAIL_LINES = 40
+# Triton's control APIs, closed to anyone without the per-run admin key: loading a model is
+# running code (a Python-backend model.py), and the others can reconfigure or abort the server.
+# Syntax from `tritonserver --help` (2.51) and docs/customization_guide/inference_protocols.md
+# ("Limit endpoint access"): --http-restricted-api=<api>,<api>:<header>=<value>.
+RESTRICTED_APIS = ("model-repository", "model-config", "shared-memory", "logging", "trace")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (another process may take it later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def restricted_api_args(key: str) -> list[str]:
+    """tritonserver flags that close RESTRICTED_APIS over HTTP and gRPC except for `key`."""
+    apis = ",".join(RESTRICTED_APIS)
+    return [
+        f"--http-restricted-api={apis}:{ADMIN_KEY_HEADER}={key}",
+        f"--grpc-restricted-protocol={apis}:{ADMIN_KEY_HEADER}={key}",
+    ]
+
+
+class TritonServer:
+    """A running local tritonserver; a context manager that starts and stops it."""
+
+    def __init__(
+        self,
+        repo: Path,
+        install: ServerInstall,
+        *,
+        http_port: int = 8000,
+        grpc_port: int = 8001,
+        metrics_port: int = 8002,
+        host: str = "127.0.0.1",
+        log_path: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.repo = repo.resolve()
+        self.install = install
+        self.ports = {"--http-port": http_port, "--grpc-port": grpc_port,
+                      "--metrics-port": metrics_port}  # fmt: skip
+        self.host = host
+        self.log_path = log_path or Path(tempfile.mkdtemp(prefix="tritonkit-")) / "tritonserver.log"
+        self.extra_args = tuple(extra_args)
+        self.loaded_notices: list[str] = []
+        self.shm_prefix = f"tritonkit{os.getpid()}_{secrets.token_hex(4)}_"
+        self.admin_key = secrets.token_urlsafe(24)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """The header tritonkit's own calls to this server's restricted APIs send."""
+        return {ADMIN_KEY_HEADER: self.admin_key}
+
+    def _url(self, port: int) -> str:
+        return f"{'127.0.0.1' if self.host in ('0.0.0.0', '') else self.host}:{port}"
+
+    @property
+    def http_url(self) -> str:
+        return self._url(self.ports["--http-port"])
+
+    @property
+    def grpc_url(self) -> str:
+        return self._url(self.ports["--grpc-port"])
+
+    @property
+    def metrics_url(self) -> str:
+        return self._url(self.ports["--metrics-port"])
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _log_tail(self) -> str:
+        lines = self.log_text().splitlines()[-_LOG_TAIL_LINES:]
+        return f"\n--- last lines of {self.log_path} ---\n" + "\n".join(lines)
+
+    def command(self) -> list[str]:
+        """The tritonserver command line."""
+        ports = [f"{flag}={port}" for flag, port in self.ports.items()]
+        return [
+            str(self.install.tritonserver),
+            f"--model-repository={self.repo}",
+            "--model-control-mode=explicit",
+            *(f"--{kind}-address={self.host}" for kind in ("http", "grpc", "metrics")),
+            *ports,
+            f"--backend-directory={self.install.backend_dir}",
+            "--pinned-memory-pool-byte-size=0",
+            "--cuda-memory-pool-byte-size=0:0",
+            "--allow-gpu-metrics=false",
+            "--exit-timeout-secs=5",  # open client connections otherwise delay exit by 30 s
+            # Our configs are complete: skip the extra Python stub per model that auto-complete
+            # starts (1.5 s of every load here); incomplete configs then fail at load, clearly.
+            "--disable-auto-complete-config",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            *restricted_api_args(self.admin_key),
+            *self.extra_args,
+        ]
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
+        if self.install.env_bin is not None:  # the Python backend stub runs its `python3`
+            env["PATH"] = f"{self.install.env_bin}{os.pathsep}{env.get('PATH', os.defpath)}"
+        libs = [*map(str, self.install.lib_paths), env.get("LD_LIBRARY_PATH", "")]
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, libs))
+        return env
+
+    def _check_ports(self) -> None:
+        seen: dict[int, str] = {}
+        for flag, port in self.ports.items():
+            if port in seen:
+                raise ServerError(f"port {port} is given to {seen[port]} and {flag}: choose others")
+            seen[port] = flag
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                # Like tritonserver itself: a port left in TIME_WAIT counts as free.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((self.host, port))
+                except OSError:
+                    raise ServerError(
+                        f"port {port} is already in use ({flag}): stop the process that holds "
+                        "it or choose another port"
+                    ) from None
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Start, wait until live, load every model (ensembles last), wait until ready."""
+        if self._process is not None:
+            raise ServerError(f"tritonserver for {self.repo} is already running: stop() it first")
+        self._check_ports()
+        refresh_onnxruntime_backend(self.install)
+        deadline = time.monotonic() + timeout
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self._process = process = subprocess.Popen(
+                self.command(),
+                env=self.environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us only; stop() ends the whole group
+            )
+        atexit.register(self.stop)
+        try:
+            self._wait_for(process, "live", deadline, timeout)
+            self._load_models(deadline)
+            self._wait_for(process, "ready", deadline, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_for(
+        self, process: subprocess.Popen[bytes], state: str, deadline: float, timeout: float
+    ) -> None:
+        url = f"http://{self.http_url}/v2/health/{state}"
+        while True:
+            code = process.poll()
+            if code is not None:
+                raise ServerError(
+                    f"tritonserver exited with code {code} before it was {state}: read the log "
+                    f"for the cause{self._log_tail()}"
+                )
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"tritonserver was not {state} after {timeout:.0f} s: raise the timeout or "
+                    f"read the log for the cause{self._log_tail()}"
+                )
+            time.sleep(0.1)
+
+    def _load_models(self, deadline: float) -> None:
+        """Load through the repository API, each wave's models in parallel."""
+        configs = read_repository(self.repo)
+        on_cpu_only = not gpu_available()
+        for wave in load_waves(configs):
+            bodies = [self._load_body(n, configs[n]) if on_cpu_only else b"{}" for n in wave]
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                errors = list(pool.map(self._load, wave, bodies, [deadline] * len(wave)))
+            failed = [
+                f"model '{n}' failed to load: {e}" for n, e in zip(wave, errors, strict=True) if e
+            ]
+            if failed:
+                raise ServerError(
+                    f"{'; '.join(failed)}: fix the model or its config.pbtxt{self._log_tail()}"
+                )
+
+    def _load(self, name: str, body: bytes, deadline: float) -> str | None:
+        """POST /v2/repository/models/<name>/load; the error text, or None once loaded."""
+        request = urllib.request.Request(
+            f"http://{self.http_url}/v2/repository/models/{urllib.parse.quote(name)}/load",
+            data=body,
+            headers={"Content-Type": "application/json", **self.admin_headers},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=max(deadline - time.monotonic(), 1)):
+                return None
+        except urllib.error.HTTPError as e:
+            text = e.read().decode(errors="replace")
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                text = str(json.loads(text)["error"])
+            return " ".join(text.split())
+        except OSError as e:  # timeout, connection reset
+            return f"{type(e).__name__}: {e}"
+
+    def _load_body(self, name: str, config: model_config_pb2.ModelConfig) -> bytes:
+        """No GPU here: a config override that moves KIND_GPU instance groups to CPU."""
+        groups = [g for g in config.instance_group if g.kind == g.KIND_GPU]
+        if not groups:
+            return b"{}"
+        for group in groups:
+            group.kind = group.KIND_CPU
+            del group.gpus[:]
+        self.loaded_notices.append(
+            f"model '{name}' asks for KIND_GPU but this machine has no GPU: loaded on CPU "
+            "(local emulation)"
+        )
+        override = json_format.MessageToDict(config, preserving_proto_field_name=True)
+        override["max_batch_size"] = config.max_batch_size  # proto3 drops 0: keep it explicit
+        return json.dumps({"parameters": {"config": json.dumps(override)}}).encode()
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGINT, then SIGTERM and SIGKILL to the process group; remove our /dev/shm files."""
+        process, self._process = self._process, None
+        atexit.unregister(self.stop)
+        if process is not None:
+            stop_process_group(
+                process, ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
+            )
+        for path in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
+            path.unlink(missing_ok=True)
+
+    def __enter__(self) -> TritonServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,1 +1,0 @@
-"""Modules copied into a Triton repository or backend folder as model.py (Python backend)."""
