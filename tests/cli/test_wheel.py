@@ -64,7 +64,11 @@ def test_installed_command_finds_templates_outside_the_source_tree(
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     where = subprocess.run(
-        [sys.executable, "-c", "import tritonkit.util.resources as r; print(r.data_dir('templates'))"],
+        [
+            sys.executable,
+            "-c",
+            "import tritonkit.util.resources as r; print(r.data_dir('templates'))",
+        ],
         cwd=tmp_path,
         env=env,
         check=True,

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tritonkit.server.install import TRITON_VERSION
 from yaml.nodes import MappingNode, Node
 
 from tests.helm.chart import CHART, ROOT, template
 from tritonkit import __version__
 from tritonkit.deploy.helm_values import CHART_OWNED_KEYS, CHECK_KEY
+from tritonkit.server.install import TRITON_VERSION
 from tritonkit.spec import DEFAULT_TRITON_IMAGE, DeploymentSpec
 
 VALUES_TEXT = (CHART / "values.yaml").read_text()

@@ -26,12 +26,12 @@ import pytest
 import tokenizers
 import tritonclient.http as httpclient
 import yaml
-from tritonkit.server.install import ServerInstall, find_server
 
 from tests.helm.chart import FULLNAME, Rendered, merged, template
 from tritonkit.cli import main
 from tritonkit.deploy.helm_values import values_from_spec
 from tritonkit.repository.validate import validate_repository
+from tritonkit.server.install import ServerInstall, find_server
 from tritonkit.server.process import TritonServer, free_port
 from tritonkit.spec import build_spec
 

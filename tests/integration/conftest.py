@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tritonkit.server.install import ServerInstall, find_server
 
 from tests.fixtures.tiny_onnx import tiny_config, tiny_ensemble_config, write_tiny_model
+from tritonkit.server.install import ServerInstall, find_server
 from tritonkit.server.process import TritonServer, free_port
 
 

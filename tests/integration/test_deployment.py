@@ -18,13 +18,13 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from click.testing import CliRunner
 from tritonclient.utils import InferenceServerException
-from tritonkit.server.install import ServerInstall
 
 from tests.fixtures.tiny_models import perturbed_classifier
 from tests.integration.conftest import start_server
 from tritonkit.check import BUILTIN_TEXTS, run_check
 from tritonkit.cli import main
 from tritonkit.pipeline.generate import generate
+from tritonkit.server.install import ServerInstall
 from tritonkit.server.process import TritonServer
 from tritonkit.spec import build_spec
 

@@ -26,13 +26,13 @@ from typing import Any
 import psutil
 import pytest
 from click.testing import CliRunner
-from tritonkit.server.install import ServerInstall
 
 from tests.fixtures.tiny_models import perturbed_classifier
 from tests.integration.conftest import start_server
 from tritonkit.cli import main
 from tritonkit.loadtest.run import LoadtestConfig, run_loadtest
 from tritonkit.pipeline.generate import generate
+from tritonkit.server.install import ServerInstall
 from tritonkit.server.process import TritonServer
 from tritonkit.spec import build_spec
 from tritonkit.util.resources import data_dir

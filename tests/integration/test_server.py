@@ -12,12 +12,12 @@ import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
-from tritonkit.server.install import ServerInstall
-from tritonkit.server.models import load_waves, read_repository
 
 from tests.fixtures.tiny_onnx import expected, tiny_config, write_tiny_model
 from tests.integration.conftest import start_server
 from tritonkit.errors import ConfigError, ServerError
+from tritonkit.server.install import ServerInstall
+from tritonkit.server.models import load_waves, read_repository
 from tritonkit.server.process import TritonServer, free_port
 from tritonkit.util.gpu import gpu_available
 

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tritonkit.server.install import ServerInstall
 
 from tests.integration.conftest import start_server
 from tritonkit.check import BUILTIN_TEXTS, Tolerance, run_check
 from tritonkit.pipeline.generate import generate
+from tritonkit.server.install import ServerInstall
 from tritonkit.server.process import TritonServer
 from tritonkit.spec import build_spec
 

@@ -12,23 +12,23 @@ from onnx import numpy_helper
 
 from tritonkit.errors import AccuracyGateError, OptimizeError
 from tritonkit.model.inspect import inspect_model_dir
+from tritonkit.spec import OptimizeSpec
+from tritonkit.tasks import get_task
 from tritonkit.tasks.classification import macro_f1
 from tritonkit.tasks.embeddings import spearman
-from tritonkit.util.texts import read_rows
+from tritonkit.util.texts import TextFileError, read_rows
 from tritonkit.variants.accuracy import (
     SENTIMENT_EVAL,
     SENTIMENT_TRAIN,
     Accuracy,
-    classification_figures,
     default_eval_texts,
-    embedding_figures,
     gate,
     prepare_reference,
     read_eval_set,
     score,
     summary,
 )
-from tritonkit.variants.build import OptimizeOptions, Variant, build_variants, choose
+from tritonkit.variants.build import Variant, build_variants, choose
 
 LABELS = ("negative", "positive")
 
@@ -59,7 +59,7 @@ def test_reads_txt_jsonl_csv(tmp_path: Path) -> None:
     ("name", "content", "message"),
     [
         ("missing.txt", None, "file not found: check the path"),
-        ("empty.txt", "\n \n", "no texts in the file: add one text a line"),
+        ("empty.txt", "\n \n", "no texts in the file: add one text per line"),
         ("bad.jsonl", '{"text": "a"}\n{oops\n', "2: not valid JSON: fix the line"),
         ("bad2.jsonl", '{"txt": "a"}\n', "1: expected an object with a string 'text'"),
         ("bad.csv", "sentence,label\na,b\n", "the CSV header has no 'text' column"),
@@ -69,7 +69,7 @@ def test_unreadable_files(tmp_path: Path, name: str, content: str | None, messag
     path = tmp_path / name
     if content is not None:
         path.write_text(content, encoding="utf-8")
-    with pytest.raises(OptimizeError) as info:
+    with pytest.raises(TextFileError) as info:
         read_rows(path)
     separator = ":" if message[0].isdigit() else ": "
     assert str(info.value).startswith(f"{path}{separator}{message}")
@@ -99,12 +99,18 @@ def test_figures() -> None:
     assert macro_f1(["a", "a", "b", "b"], ["a", "b", "b", "b"]) == pytest.approx((2 / 3 + 0.8) / 2)
     vectors = np.eye(3)
     rotated = vectors + 0.01
-    figures = embedding_figures(rotated, vectors)
+    figures = get_task("feature-extraction").figures(
+        {"embeddings": list(rotated)}, {"embeddings": list(vectors)}, (), None, ()
+    )
     assert 0.99 < figures["min_cosine"] <= figures["mean_cosine"] < 1
     probabilities = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]])
     flipped = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
-    cls = classification_figures(
-        flipped, probabilities, LABELS, ["negative", "positive", "negative"]
+    cls = get_task("text-classification").figures(
+        {"probabilities": list(flipped)},
+        {"probabilities": list(probabilities)},
+        LABELS,
+        ["negative", "positive", "negative"],
+        (),
     )
     assert cls["top_label_agreement"] == pytest.approx(2 / 3)
     assert cls["max_prob_diff"] == pytest.approx(0.2)
@@ -186,7 +192,7 @@ def test_a_bad_variant_is_rejected_and_never_chosen(
     model_dir = tiny_model_dirs["feature-extraction"]
     eval_file = tmp_path / "eval.txt"
     eval_file.write_text("great movie\nterrible food\ni love it\nbad service\nhello world\n")
-    options = OptimizeOptions(variants=("fp32", "int8-dynamic"), eval_file=eval_file)
+    options = OptimizeSpec(variants=("fp32", "int8-dynamic"), eval_file=eval_file)
     variants = build_variants(model_dir, "feature-extraction", tmp_path / "v", options)
     assert all(v.passed for v in variants)
     bad_path = tmp_path / "bad" / "model.onnx"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tritonkit import bench_report
+from tritonkit.bench import report as bench_report
 from tritonkit.bench.run import (
     PYTORCH,
     BenchConfig,
@@ -24,8 +24,9 @@ from tritonkit.bench.run import (
 from tritonkit.errors import OptimizeError
 from tritonkit.model.inspect import inspect_model_dir
 from tritonkit.model.runners import load_tokenizer
+from tritonkit.spec import OptimizeSpec
 from tritonkit.util.cpu import cpu_info
-from tritonkit.variants.build import OptimizeOptions, Variant, build_variants
+from tritonkit.variants.build import Variant, build_variants
 
 TEXTS = [
     "the quick brown fox jumps over the lazy dog",
@@ -34,24 +35,24 @@ TEXTS = [
     "good",
     "the model serves text with triton on cpu and gpu",
 ]
-NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def test_fixed_feeds_are_exactly_the_length_with_no_padding(
     tiny_model_dirs: dict[str, Path],
 ) -> None:
-    tokenizer = load_tokenizer(tiny_model_dirs["feature-extraction"])
-    feeds = fixed_feeds(tokenizer, NAMES, TEXTS, 24, 3)
+    info = inspect_model_dir(tiny_model_dirs["feature-extraction"], "feature-extraction")
+    tokenizer = load_tokenizer(info.model_dir)
+    feeds = fixed_feeds(tokenizer, info, TEXTS, 24, 3)
     assert feeds["input_ids"].shape == (3, 24)
     assert feeds["attention_mask"].all()
     assert len({tuple(row) for row in feeds["input_ids"]}) == 3  # rows start at other texts
     with pytest.raises(OptimizeError, match=r"give fewer than 64 tokens"):
-        fixed_feeds(tokenizer, NAMES, ["short"], 64, 1)
+        fixed_feeds(tokenizer, info, ["short"], 64, 1)
 
 
 def test_real_feeds_pad_each_batch_to_its_longest(tiny_model_dirs: dict[str, Path]) -> None:
-    tokenizer = load_tokenizer(tiny_model_dirs["feature-extraction"])
-    batches = real_feeds(tokenizer, NAMES, TEXTS, 64, 2)
+    info = inspect_model_dir(tiny_model_dirs["feature-extraction"], "feature-extraction")
+    batches = real_feeds(load_tokenizer(info.model_dir), info, TEXTS, 64, 2)
     assert len(batches) == 2
     for feeds in batches:
         lengths = feeds["attention_mask"].sum(axis=1)
@@ -91,7 +92,7 @@ def tiny_run(
     root = tmp_path_factory.mktemp("bench")
     texts_file = root / "texts.txt"
     texts_file.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
-    options = OptimizeOptions(
+    options = OptimizeSpec(
         variants=("fp32", "int8-dynamic"), eval_file=texts_file, calibration_file=texts_file
     )
     variants = build_variants(model, "feature-extraction", root / "variants", options)

@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tritonkit.repository.buckets import bucket_for, optimal_buckets, padding_stats, token_lengths
+from tritonkit.repository.buckets import optimal_buckets, padding_stats, token_lengths
+from tritonkit.runtime.tokenizer import TokenizerParams
 
 
 def brute_force(lengths: np.ndarray, count: int, max_length: int) -> float:
@@ -40,10 +41,14 @@ def test_more_buckets_never_pad_more() -> None:
     assert padding_stats(lengths, (), 256).overhead == 1.0
 
 
-def test_bucket_for() -> None:
-    assert bucket_for(5, (8, 16), 32) == 8
-    assert bucket_for(8, (8, 16), 32) == 8
-    assert bucket_for(17, (8, 16), 32) == 32
+def test_the_padding_rule() -> None:
+    params = TokenizerParams(max_length=32, buckets=(8, 16))
+    assert params.padded_length(5) == 8
+    assert params.padded_length(8) == 8
+    assert params.padded_length(17) == 32
+    assert params.padded_lengths() == (8, 16, 32)
+    rounded = TokenizerParams(max_length=30, pad_to_multiple_of=8)
+    assert [rounded.padded_length(n) for n in (1, 8, 9, 25)] == [8, 8, 16, 30]
 
 
 def test_token_lengths(minilm_dir: Path) -> None:

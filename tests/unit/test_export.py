@@ -14,13 +14,13 @@ import onnxruntime
 import pytest
 
 from tests.fixtures.tiny_models import TOKEN_LABELS, build_tiny_bert
-from tritonkit import export
 from tritonkit.errors import ExportError, ModelSourceError, ParityError
-from tritonkit.model.export import TASK_OUTPUTS, export_model
+from tritonkit.model import export
+from tritonkit.model.export import export_model
 from tritonkit.model.inspect import inspect_model_dir
 from tritonkit.model.onnx_io import check_onnx_file
-from tritonkit.model.runners import reference_outputs
-from tritonkit.tasks import TASKS
+from tritonkit.model.runners import TorchModel, load_tokenizer, reference_outputs
+from tritonkit.tasks import TASKS, get_task
 
 LABELS = {
     "text-classification": ("negative", "positive"),
@@ -101,7 +101,7 @@ def test_graph_has_task_outputs_with_dynamic_axes(
         },
     }[task]
     assert outputs == expected
-    assert result.output_names == TASK_OUTPUTS[task] == tuple(expected)
+    assert result.output_names == get_task(task).output_names == tuple(expected)
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -114,7 +114,7 @@ def test_export_passes_parity_and_records_it(
     record = json.loads((result.onnx_path.parent / "export.json").read_text())
     assert record["task"] == task
     assert record["opset"] == result.opset
-    assert record["outputs"] == list(TASK_OUTPUTS[task])
+    assert record["outputs"] == list(get_task(task).output_names)
     assert record["labels"] == list(LABELS[task])
     assert record["max_abs_diff"] == result.max_abs_diff
     assert set(record["versions"]) == {
@@ -137,13 +137,13 @@ def test_other_shapes_match_reference_outputs(
 ) -> None:
     texts = ["the lazy dog", "alice and bob walked to paris today, really slowly", "?"]
     want = reference_outputs(tiny_dirs[task], task, texts, max_length=12)
-    tokenizer: Any = export._Reference(exported[task].info).tokenizer
+    tokenizer: Any = load_tokenizer(exported[task].info.model_dir)
     feeds = dict(
         tokenizer(texts, padding=True, truncation=True, max_length=12, return_tensors="np")
     )
     assert feeds["input_ids"].shape == (3, 12)
     session = onnxruntime.InferenceSession(str(exported[task].onnx_path))
-    got = dict(zip(TASK_OUTPUTS[task], session.run(None, feeds), strict=True))
+    got = dict(zip(get_task(task).output_names, session.run(None, feeds), strict=True))
     real = feeds["attention_mask"].astype(bool)
     if task == "feature-extraction":
         np.testing.assert_allclose(got["embeddings"], want["embeddings"], atol=1e-5)
@@ -172,12 +172,12 @@ def test_export_never_opens_a_socket(
 def test_float_parity_failure_names_output_diff_and_atol(
     tiny_dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = export._Reference.run
+    original = TorchModel.__call__
 
-    def shifted(self: export._Reference, feeds: Any) -> dict[str, np.ndarray]:
+    def shifted(self: TorchModel, feeds: Any) -> dict[str, np.ndarray]:
         return {name: value + 0.5 for name, value in original(self, feeds).items()}
 
-    monkeypatch.setattr(export._Reference, "run", shifted)
+    monkeypatch.setattr(TorchModel, "__call__", shifted)
     task = "feature-extraction"
     with pytest.raises(ParityError) as info:
         export_model(tiny_dirs[task], task, tmp_path, sample_texts=["hello world"])
@@ -194,13 +194,13 @@ def test_float_parity_failure_names_output_diff_and_atol(
 def test_label_parity_failure_counts_real_tokens(
     tiny_dirs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = export._Reference.run
+    original = TorchModel.__call__
 
-    def relabelled(self: export._Reference, feeds: Any) -> dict[str, np.ndarray]:
+    def relabelled(self: TorchModel, feeds: Any) -> dict[str, np.ndarray]:
         outputs = original(self, feeds)
         return {**outputs, "label_ids": (outputs["label_ids"] + 1) % len(TOKEN_LABELS)}
 
-    monkeypatch.setattr(export._Reference, "run", relabelled)
+    monkeypatch.setattr(TorchModel, "__call__", relabelled)
     task = "token-classification"
     with pytest.raises(ParityError) as info:
         # [CLS] hello world [SEP] and [CLS] o ##k [SEP]: 8 real tokens; the padding is not compared.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_tensorrt_build import FAKE_TRTEXEC
-from tritonkit.errors import RepositoryError, TensorRTUnavailableError
+from tritonkit.errors import SpecError, TensorRTUnavailableError
 from tritonkit.pipeline.generate import generate
 from tritonkit.repository.pbtxt import read_config
 from tritonkit.repository.validate import validate_repository
@@ -62,19 +62,20 @@ def test_ort_tensorrt_accelerator(cls_model: Path, tmp_path: Path) -> None:
     assert accelerator.parameters["trt_engine_cache_path"] == "/trt-cache/cls"
     assert accelerator.parameters["trt_profile_max_shapes"].startswith("input_ids:32x64")
     assert validate_repository(repo) == []
-    cpu = spec_for(cls_model, tmp_path / "cpu", tensorrt={"accelerator": True})
-    with pytest.raises(RepositoryError, match="needs device: gpu"):
-        generate(cpu)
-    assert not (tmp_path / "cpu").exists()
+    with pytest.raises(SpecError) as info:  # a cross-field rule: refused before any work
+        spec_for(cls_model, tmp_path / "cpu", tensorrt={"accelerator": True})
+    assert str(info.value) == (
+        "spec: tensorrt.accelerator: ONNX Runtime's TensorRT accelerator needs device: gpu"
+    )
 
 
 def test_trt_variant_needs_a_gpu_target_and_tensorrt(
     cls_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(RepositoryError) as info:
-        generate(spec_for(cls_model, tmp_path / "r", variant="trt-fp16"))
+    with pytest.raises(SpecError) as info:
+        spec_for(cls_model, tmp_path / "r", variant="trt-fp16")
     assert str(info.value) == (
-        "variant trt-fp16: TensorRT plans are for GPU targets: set device: gpu"
+        "spec: variant: trt-fp16: TensorRT plans are for GPU targets: set device: gpu"
     )
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     empty = tmp_path / "bin"

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from tritonkit.cli import main
 from tritonkit.errors import LoadtestInputError, SpecError
+from tritonkit.loadtest.config import LoadtestConfig, LoadtestResult, config_from_spec
 from tritonkit.loadtest.reports import write_junit
-from tritonkit.loadtest.run import LoadtestConfig, LoadtestResult
+from tritonkit.spec import LoadtestSpec, build_section
 from tritonkit.spec.durations import parse_duration
-from tritonkit.spec.serving import build_loadtest_spec
 from tritonkit.spec.slo import Slo, SloVerdict, evaluate_slos, merge_slos, parse_slo
 
 EXPECTED = "expected NAME=NUMBER with NAME one of p50_ms, p95_ms, p99_ms, error_rate, min_rps"
@@ -95,7 +95,7 @@ def test_parse_duration(text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["fast", "0s", "", "1d"])
 def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(LoadtestInputError, match=f"^--duration {text}: expected a duration"):
+    with pytest.raises(SpecError, match=f"^--duration {text}: expected a duration"):
         parse_duration(text)
 
 
@@ -113,8 +113,8 @@ def test_loadtest_spec_section(tmp_path: Path) -> None:
         "    p95_ms: 50\n"
         "    error_rate: 0\n"
     )
-    loaded = build_loadtest_spec(spec, {"users": 8, "url": None})
-    config = loaded.to_config([parse_slo("p95_ms=80")])
+    loaded = build_section(LoadtestSpec, "loadtest", spec, {"users": 8, "url": None})
+    config = config_from_spec(loaded, (parse_slo("p95_ms=80"),))
     assert (config.url, config.name, config.protocol, config.users) == (
         "10.0.0.5:8000",
         "embed",
@@ -135,7 +135,7 @@ def test_loadtest_spec_reports_every_problem(tmp_path: Path) -> None:
         "loadtest:\n  users: 0\n  duration: soon\n  slo:\n    p90_ms: 5\n    error_rate: 2\n"
     )
     with pytest.raises(SpecError) as info:
-        build_loadtest_spec(spec)
+        build_section(LoadtestSpec, "loadtest", spec)
     assert str(info.value).splitlines() == [
         f"{spec}: loadtest.users: Input should be greater than or equal to 1",
         f"{spec}: loadtest.duration: expected a duration of at least 1s, such as 20s, 90, 2m "

@@ -21,7 +21,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert spec.max_batch_size == 32
     assert spec.dynamic_batching.enabled
     assert spec.tokenizer_name == "minilm_tokenizer"
-    assert spec.onnx_name == "minilm_onnx"
+    assert spec.model_name == "minilm_onnx"
 
 
 def test_flags_override_file(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tritonkit.errors import PlanBuildError, TensorRTUnavailableError
+from tritonkit.runtime.tokenizer import TokenizerParams
 from tritonkit.tensorrt.build import (
     BuildOptions,
     PlanRecord,
@@ -116,7 +117,9 @@ def calls(log: Path) -> list[list[str]]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
-PROFILES = plan_profiles((16, 64), max_length=128, max_batch_size=8, opt_batch_size=4)
+PROFILES = plan_profiles(
+    TokenizerParams(max_length=128, buckets=(16, 64)), max_batch_size=8, opt_batch_size=4
+)
 INPUTS = ("input_ids", "attention_mask")
 
 

@@ -11,12 +11,11 @@ import pytest
 from google.protobuf import json_format
 
 from tests.unit.test_tensorrt_build import token_onnx
-from tritonkit.check import Tolerance
 from tritonkit.errors import PlanBuildError
+from tritonkit.repository.backends.onnx import onnx_trt_accelerator
 from tritonkit.repository.backends.tensorrt import (
     cuda_graph_shapes,
     model_plan_from_build,
-    onnx_trt_accelerator,
     plan_problems,
     plan_tensorrt_model,
     predicted_io_types,
@@ -33,7 +32,8 @@ from tritonkit.repository.pbtxt import (
     render_config,
 )
 from tritonkit.repository.validate import validate_repository
-from tritonkit.tasks import precision_tolerance
+from tritonkit.runtime.tokenizer import TokenizerParams
+from tritonkit.tasks import PRECISION_TOLERANCES, Tolerance
 from tritonkit.tensorrt.build import PlanRecord, read_metadata, write_metadata
 from tritonkit.tensorrt.profiles import plan_profiles
 
@@ -52,7 +52,8 @@ ONNX_MODEL = ModelPlan(
     dynamic_batching=DynamicBatching(250, (4, 8)),
 )
 BUCKETS = (16, 64)
-PROFILES = plan_profiles(BUCKETS, max_length=128, max_batch_size=16, opt_batch_size=8)
+TOKENIZER = TokenizerParams(max_length=128, buckets=BUCKETS)
+PROFILES = plan_profiles(TOKENIZER, max_batch_size=16, opt_batch_size=8)
 
 
 def as_dict(text: str) -> dict[str, Any]:
@@ -102,7 +103,7 @@ def test_tensorrt_8_plan_declares_int32_inputs() -> None:
 
 
 def test_cc_model_filenames_and_cuda_graphs() -> None:
-    shapes = cuda_graph_shapes(BUCKETS, 128, (1, 8, 8))
+    shapes = cuda_graph_shapes(TOKENIZER, (1, 8, 8))
     assert shapes == ((1, 16), (8, 16), (1, 64), (8, 64), (1, 128), (8, 128))
     model = trt_model(
         cc_model_filenames={"8.6": "model_sm86.plan", "9.0": "model_sm90.plan"},
@@ -177,8 +178,8 @@ def test_existing_macros_render_nothing_new() -> None:
 
 
 def test_precision_tolerances_loosen_with_precision() -> None:
-    assert precision_tolerance("fp32") == Tolerance()
-    fp16, int8 = precision_tolerance("fp16"), precision_tolerance("int8")
+    assert PRECISION_TOLERANCES["fp32"] == Tolerance()
+    fp16, int8 = PRECISION_TOLERANCES["fp16"], PRECISION_TOLERANCES["int8"]
     assert Tolerance().min_cosine > fp16.min_cosine > int8.min_cosine
     assert Tolerance().max_prob_diff < fp16.max_prob_diff < int8.max_prob_diff
 
@@ -272,7 +273,7 @@ def test_unknown_image_needs_a_plan_built_inside_it(tmp_path: Path) -> None:
     assert validate_repository(repo) == [
         f"m_trt/1/model.plan: tritonkit does not know which TensorRT {image} runs: build the "
         f"plan in that image with tritonkit build-plan --triton-image {image}, or deploy an "
-        "image listed in tritonkit.trt_versions"
+        "image listed in tritonkit.tensorrt.versions"
     ]
     inside = write_repository(tmp_path / "b", image=image, records=(record(triton_image=image),))
     assert validate_repository(inside) == []
@@ -296,7 +297,7 @@ def test_profiles_that_miss_a_bucket_or_the_batch(tmp_path: Path) -> None:
         "length 128 (max_batch_size 16, tokenizer max_length 128, buckets 16,64): rebuild with "
         "tritonkit build-plan for these buckets and batch size"
     ]
-    small = record(profiles=plan_profiles(BUCKETS, 128, 8))
+    small = record(profiles=plan_profiles(TOKENIZER, 8))
     repo = write_repository(tmp_path / "c", records=(small,))
     assert validate_repository(repo)[0].startswith(
         "m_trt/1/model.plan: the profiles of instance_group 0 do not cover batch 9 at sequence "
@@ -305,10 +306,12 @@ def test_profiles_that_miss_a_bucket_or_the_batch(tmp_path: Path) -> None:
 
 
 def test_without_instance_group_triton_uses_profile_zero(tmp_path: Path) -> None:
-    repo = write_repository(tmp_path, records=(record(profiles=plan_profiles((), 128, 8)),))
+    repo = write_repository(
+        tmp_path, records=(record(profiles=plan_profiles(TokenizerParams(max_length=128), 8)),)
+    )
     config = read_config(repo / "m_trt" / "config.pbtxt")
     del config.instance_group[:]
-    assert plan_problems(repo / "m_trt", config) == [
+    assert plan_problems(repo / "m_trt", config, TOKENIZER, IMAGE) == [
         "m_trt/1/model.plan: the profiles of instance_group 0 do not cover batch 9 at sequence "
         "length 16 (max_batch_size 16, tokenizer max_length 128, buckets 16,64): rebuild with "
         "tritonkit build-plan for these buckets and batch size"
@@ -316,7 +319,7 @@ def test_without_instance_group_triton_uses_profile_zero(tmp_path: Path) -> None
 
 
 def test_instance_group_naming_a_profile_the_plan_lacks(tmp_path: Path) -> None:
-    one = record(profiles=plan_profiles((), 128, 16))
+    one = record(profiles=plan_profiles(TokenizerParams(max_length=128), 16))
     repo = write_repository(tmp_path, records=(one,))
     assert validate_repository(repo) == [
         "m_trt/1/model.plan: instance_group 0 uses profiles [1, 2] but the plan has 1: list "
@@ -328,7 +331,7 @@ def test_instance_group_profile_that_is_not_an_index(tmp_path: Path) -> None:
     repo = write_repository(tmp_path)
     config = read_config(repo / "m_trt" / "config.pbtxt")
     config.instance_group[0].profile[:] = ["fast"]
-    assert plan_problems(repo / "m_trt", config) == [
+    assert plan_problems(repo / "m_trt", config, TOKENIZER, IMAGE) == [
         "m_trt/1/model.plan: instance_group 0 profile ['fast'] must list profile indexes 0..2"
     ]
 

@@ -5,12 +5,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tritonkit.runtime.tokenizer import TextEncoder, TokenizerError, encoder_from_config
+from tritonkit.runtime.tokenizer import (
+    ParameterError,
+    TextEncoder,
+    TokenizerError,
+    TokenizerParams,
+    encoder_from_config,
+)
 
 
 @pytest.fixture()
 def encoder(minilm_dir: Path) -> TextEncoder:
-    return TextEncoder(str(minilm_dir / "tokenizer.json"), max_length=16, pad_token_id=0)
+    return TextEncoder(str(minilm_dir / "tokenizer.json"), TokenizerParams(max_length=16))
 
 
 def test_pads_to_the_longest_text_of_the_request(encoder: TextEncoder) -> None:
@@ -35,13 +41,10 @@ def test_empty_string_is_cls_sep(encoder: TextEncoder) -> None:
 
 
 def test_optional_outputs_and_rounding(minilm_dir: Path) -> None:
-    enc = TextEncoder(
-        str(minilm_dir / "tokenizer.json"),
-        max_length=64,
-        emit_token_type_ids=True,
-        emit_offsets=True,
-        pad_to_multiple_of=8,
+    params = TokenizerParams(
+        max_length=64, emit_token_type_ids=True, emit_offsets=True, pad_to_multiple_of=8
     )
+    enc = TextEncoder(str(minilm_dir / "tokenizer.json"), params)
     out = enc.encode(["hello world"])
     assert set(out) == {"input_ids", "attention_mask", "token_type_ids", "offsets"}
     assert out["input_ids"].shape == (1, 8)
@@ -50,7 +53,8 @@ def test_optional_outputs_and_rounding(minilm_dir: Path) -> None:
 
 
 def test_buckets(minilm_dir: Path) -> None:
-    enc = TextEncoder(str(minilm_dir / "tokenizer.json"), max_length=32, buckets=(6, 12))
+    params = TokenizerParams(max_length=32, buckets=(6, 12))
+    enc = TextEncoder(str(minilm_dir / "tokenizer.json"), params)
     assert enc.encode(["hello world"])["input_ids"].shape == (1, 6)  # 4 tokens -> bucket 6
     assert enc.encode(["one two three four five six"])["input_ids"].shape == (1, 12)
     assert enc.encode(["word " * 20])["input_ids"].shape == (1, 32)  # past them: max_length
@@ -76,4 +80,30 @@ def test_encoder_from_config(minilm_dir: Path) -> None:
         }
     }
     enc = encoder_from_config(config, str(minilm_dir))
-    assert enc.max_length == 12 and enc.emit_token_type_ids and not enc.emit_offsets
+    assert enc.params == TokenizerParams(max_length=12, emit_token_type_ids=True)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "parameter max_length is missing"),
+        ({"max_length": "x"}, "parameter max_length 'x' is not an integer"),
+        ({"max_length": "0"}, "parameter max_length 0 must be at least 1"),
+        (
+            {"max_length": "8", "buckets": "4,a"},
+            "parameter buckets '4,a' is not a list of integers",
+        ),
+        ({"max_length": "8", "buckets": "4,-1"}, "parameter buckets [4, -1] must be positive"),
+        ({"max_length": "8", "emit_offsets": "2"}, "parameter emit_offsets '2' must be 0 or 1"),
+    ],
+)
+def test_parameters_are_validated(params: dict[str, str], message: str) -> None:
+    with pytest.raises(ParameterError) as info:
+        TokenizerParams.from_parameters(params)
+    assert str(info.value) == message
+
+
+def test_parameters_round_trip() -> None:
+    params = TokenizerParams(64, 1, True, True, 8, (32, 16))
+    assert params.buckets == (16, 32)
+    assert TokenizerParams.from_parameters(params.to_parameters()) == params

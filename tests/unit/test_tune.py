@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tritonkit.repository.pbtxt import read_config
+from tritonkit.repository.plan import plan_from_repository
 from tritonkit.repository.validate import validate_repository
 from tritonkit.tune.search import (
     Settings,
@@ -102,20 +104,22 @@ def test_stops_at_the_budget() -> None:
 
 
 def test_read_apply_write_round_trip(cls_repo: Path) -> None:
-    default = read_settings(cls_repo, "cls")
+    plan = plan_from_repository(cls_repo, "cls")
+    default = read_settings(plan)
     assert default == Settings(1, 0, 1, True, 32, 500, ())
     tuned = Settings(2, 1, 2, True, 16, 1000, (8, 16, 64))
-    write_settings(cls_repo, "cls", tuned)
+    write_settings(cls_repo, plan, tuned)
     assert validate_repository(cls_repo) == []
-    assert read_settings(cls_repo, "cls") == tuned
+    assert read_settings(plan_from_repository(cls_repo)) == tuned
     tokenizer = read_config(cls_repo / "cls_tokenizer" / "config.pbtxt")
     assert tokenizer.parameters["buckets"].string_value == "8,16,64"
     assert read_config(cls_repo / "cls" / "config.pbtxt").max_batch_size == 16
+    # re-rendered through the templates: the generated header and descriptions are kept
+    text = (cls_repo / "cls_onnx" / "config.pbtxt").read_text()
+    assert text.startswith("# text-classification model exported from")
+    assert json.loads((cls_repo / "tritonkit.json").read_text())["buckets"] == [8, 16, 64]
     off = replace(tuned, batching=False, buckets=())
-    configs = {
-        m: read_config(cls_repo / m / "config.pbtxt") for m in ("cls", "cls_tokenizer", "cls_onnx")
-    }
-    applied = apply_settings(configs, "cls", off)
-    assert not applied["cls_onnx"].HasField("dynamic_batching")
+    applied = apply_settings(plan_from_repository(cls_repo), off)
+    assert applied.model("cls_onnx").dynamic_batching is None
     assert (cls_repo / "cls_onnx" / "1" / "model.onnx").is_file()
     assert sorted(p.name for p in cls_repo.parent.iterdir()) == ["repo"]

@@ -115,7 +115,7 @@ def config_from_spec(spec: LoadtestSpec, slos: tuple[Slo, ...] = ()) -> Loadtest
     return LoadtestConfig(
         url=spec.url,
         name=spec.name,
-        output=spec.output,
+        output=spec.output or Path("loadtest-report"),
         protocol=spec.protocol,
         grpc_url=spec.grpc_url,
         metrics_url=spec.metrics_url,

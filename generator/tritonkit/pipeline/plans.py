@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tritonkit.errors import SpecError
 from tritonkit.repository.backends.tensorrt import cuda_graph_shapes, model_plan_from_build
 from tritonkit.repository.pbtxt import DynamicBatching
 from tritonkit.repository.writer import write_model_config
@@ -38,10 +39,8 @@ def build_model_plan(
     """Build the plan into model_dir/VERSION/, record it, and write model_dir/config.pbtxt."""
     try:
         profiles = plan_profiles(tokenizer, max_batch_size, options.opt_batch_size, layout)
-    except ValueError as e:
-        from tritonkit.errors import PlanBuildError
-
-        raise PlanBuildError(f"profiles: {e}") from None
+    except ValueError as e:  # options that cannot make a profile: bad input, exit 2
+        raise SpecError(str(e)) from None
     build = BuildOptions(
         profiles=profiles,
         precision=precision,

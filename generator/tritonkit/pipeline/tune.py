@@ -73,10 +73,11 @@ def tune_repository(
         for b in baselines:
             progress(f"in-process {b.label}: {b.texts_per_s:.1f} texts/s")
     install = find_server(tritonserver, log=progress)
+    report_dir = options.report or Path("tune-report")
     result = run_tune(
         repo, deployment.name, install, texts,
-        users=options.users, trial_s=trial_s, budget_s=budget_s, report_dir=options.report,
+        users=options.users, trial_s=trial_s, budget_s=budget_s, report_dir=report_dir,
         p95_bound_ms=options.p95_ms, write=write, progress=progress,
     )  # fmt: skip
-    reports = write_reports(result, options.report, options.users, baselines)
+    reports = write_reports(result, report_dir, options.users, baselines)
     return TuneRun(result, baselines, reports)

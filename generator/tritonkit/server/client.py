@@ -18,6 +18,16 @@ from tritonkit.repository.contract import Deployment
 # started by tritonkit or the Helm chart; the key comes from this environment variable.
 ADMIN_KEY_HEADER = "tritonkit-admin-key"
 ADMIN_KEY_ENV = "TRITONKIT_ADMIN_KEY"
+# Triton's gRPC server matches restricted-protocol headers as metadata keys with this prefix
+# (server v2.51.0 src/grpc/grpc_server.h:48, kRestrictedProtocolHeaderTemplate; verified on
+# the local 2.51 binary): the
+# metadata key must be lower-case "triton-grpc-protocol-<header>".
+GRPC_HEADER_PREFIX = "triton-grpc-protocol-"
+
+
+def grpc_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """HTTP restricted-API headers as the gRPC metadata Triton expects."""
+    return {f"{GRPC_HEADER_PREFIX}{k.lower()}": v for k, v in headers.items()}
 
 
 def admin_headers(key: str | None = None) -> dict[str, str]:
@@ -38,7 +48,8 @@ class Client:
         self.module: Any = module
         self.client: Any = module.InferenceServerClient(url=url)
         self.url = url
-        self.headers = dict(headers if headers is not None else admin_headers())
+        given = dict(headers if headers is not None else admin_headers())
+        self.headers = grpc_headers(given) if protocol == "grpc" else given
 
     def ensure_ready(self, name: str) -> None:
         try:

@@ -135,7 +135,7 @@ def build_section(
         try:
             return model.model_validate(merge({}, overrides or {}))
         except ValidationError as e:
-            raise SpecError(_flag_errors(e)) from None
+            raise SpecError(_flag_errors(e, model)) from None
     data = read_spec_file(spec_file)
     section = data.get(key)
     if section is not None and not isinstance(section, dict):
@@ -150,12 +150,19 @@ def build_section(
     return validate(model, with_defaults.get(key) or {}, str(spec_file), prefix=f"{key}.")
 
 
-def _flag_errors(error: ValidationError) -> str:
+def _flag_errors(error: ValidationError, model: type[BaseModel]) -> str:
+    """`--flag: message` lines, the flag being the one the field declares."""
     lines = []
     for item in error.errors():
-        loc = ".".join(str(part) for part in item["loc"])
+        key = str(item["loc"][0]) if item["loc"] else ""
+        field = model.model_fields.get(key)
+        extra = field.json_schema_extra if field is not None else None
+        flag = extra.get("flag") if isinstance(extra, dict) else None
+        name = flag if isinstance(flag, str) else f"--{key.replace('_', '-')}"
         message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"--{loc.replace('_', '-')}: {message}")
+        if item["type"] == "extra_forbidden":
+            message = _UNKNOWN_KEY
+        lines.append(f"{name}: {message}")
     return "\n".join(lines)
 
 

@@ -96,8 +96,9 @@ class LoadtestSpec(Section):
                                    ge=0, le=1)  # fmt: skip
     model_dir: Path | None = option(None, "Hugging Face folder for the checked references.",
                                     flag="--model-dir")  # fmt: skip
-    output: Path = option(Path("loadtest-report"), "Reports folder.", flag="--output",
-                          short="-o")  # fmt: skip
+    output: Path | None = option(
+        None, "Reports folder [default: loadtest-report].", flag="--output", short="-o"
+    )
     slo: SloSpec = SloSpec()
 
     _durations = field_validator("duration", "step_time", mode="before")(_duration)
@@ -113,7 +114,7 @@ class TuneSpec(Section):
     trial: str = option("12s", "Load per trial.", flag="--trial")
     p95_ms: float | None = option(None, "Maximise throughput under this p95 bound.",
                                   flag="--p95-ms", gt=0)  # fmt: skip
-    report: Path = option(Path("tune-report"), "Reports folder.", flag="--report")
+    report: Path | None = option(None, "Reports folder [default: tune-report].", flag="--report")
     baselines: bool = option(
         False, "Also measure in-process ONNX Runtime and PyTorch on the same texts and report "
         "served/in-process ratios.", flag="--baselines",

@@ -288,15 +288,14 @@ def build_variants(
     info = inspect_model_dir(model_dir, task)
     max_length = min(options.max_length or 128, info.max_length)
     eval_set = read_eval_set(options.eval_file, task, info.labels)
+    needs_int8 = any(n.startswith("int8") for n in names)
+    texts = read_texts(options.calibration_file or SENTIMENT_TRAIN) if needs_int8 else []
     cpu = cpu_info()
     threads = options.threads or cpu.cores
     out_dir.mkdir(parents=True, exist_ok=True)
     progress(f"PyTorch reference on {len(eval_set.texts)} evaluation texts")
     reference = prepare_reference(info, eval_set, max_length)
-    calibration: list[Feeds] = []
-    if any(n.startswith("int8") for n in names):
-        texts = read_texts(options.calibration_file or SENTIMENT_TRAIN)
-        calibration = _encode(info, texts, max_length)
+    calibration = _encode(info, texts, max_length) if needs_int8 else []
     with tempfile.TemporaryDirectory(prefix=".work-", dir=out_dir) as tmp:
         work = Path(tmp)
         built = _build_all(names, info, options, device, calibration, cpu, work, progress)
