@@ -131,7 +131,7 @@ def run_check(
     if not texts:
         raise CheckError("no texts to check: give a non-empty --texts file or use the built-ins")
     tol = tol or tolerance_for(None, repo=repository)
-    headers = admin_headers(admin_key)
+    headers = admin_headers(admin_key, http_url)
     clients = [Client("http", http_url, headers), Client("grpc", grpc_url, headers)]
     try:
         for client in clients:

@@ -129,7 +129,8 @@ def test_a_kind_gpu_config_loads_on_cpu_with_a_notice(tiny_server: TritonServer)
     ]
     x, ids = sample(1, seed=3)
     with httpclient.InferenceServerClient(tiny_server.http_url) as client:
-        assert client.get_model_config("tiny_gpu")["instance_group"][0]["kind"] == "KIND_CPU"
+        config = client.get_model_config("tiny_gpu", headers=tiny_server.admin_headers)
+        assert config["instance_group"][0]["kind"] == "KIND_CPU"
         result = client.infer("tiny_gpu", inputs(httpclient, x, ids))
     np.testing.assert_allclose(result.as_numpy("Y"), expected(x, ids)[0], rtol=1e-6)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tritonkit.repository.validate import validate_repository
+from tritonkit.repository.plan import plan_from_repository
 from tritonkit.tune.search import read_settings
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,7 @@ def repo(cls_repo: Path) -> Path:
 
 
 def test_tune_writes_only_a_confirmed_winner(repo: Path, tmp_path: Path) -> None:
-    default = read_settings(repo, "cls")
+    default = read_settings(plan_from_repository(repo, "cls"))
     report = tmp_path / "report"
     result = subprocess.run(
         [
@@ -54,7 +55,7 @@ def test_tune_writes_only_a_confirmed_winner(repo: Path, tmp_path: Path) -> None
     assert all(t["error_rate"] == 0 for t in trials)
     assert all(t["texts_per_s"] > 0 for t in trials)
     assert validate_repository(repo) == []
-    now = read_settings(repo, "cls")
+    now = read_settings(plan_from_repository(repo, "cls"))
     if data["improved"]:
         confirmation = data["confirmation_texts_per_s"]
         assert confirmation["best"] > confirmation["default"]
@@ -100,7 +101,8 @@ def test_unknown_deployment_name(repo: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr == (
-        f"Error: {repo / 'nope'}: not found: --name must name a deployment made by tritonkit\n"
+        f"Error: {repo}: no ensemble 'nope' (ensembles: cls): --name must name a deployment "
+        "made by tritonkit\n"
     )
 
 

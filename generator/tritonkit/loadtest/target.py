@@ -14,7 +14,7 @@ import numpy as np
 from tritonkit.errors import LoadtestInputError, ModelSourceError, TritonkitError
 from tritonkit.loadtest.metrics import scrape_metrics
 from tritonkit.repository.contract import Deployment
-from tritonkit.server.client import Client, served_deployment
+from tritonkit.server.client import ADMIN_KEY_ENV, Client, admin_headers, served_deployment
 
 if TYPE_CHECKING:
     from tritonkit.loadtest.config import LoadtestConfig
@@ -54,7 +54,9 @@ def probe(config: LoadtestConfig) -> Target:
             ready = sorted(
                 {
                     m["name"]
-                    for m in client.get_model_repository_index()
+                    for m in client.get_model_repository_index(
+                        headers=admin_headers(http_url=config.url)
+                    )
                     if m.get("state") == "READY"
                 }
             )
@@ -62,7 +64,16 @@ def probe(config: LoadtestConfig) -> Target:
             raise LoadtestInputError(
                 f"model '{config.name}' is not ready on {config.url} ({listed}): check --name"
             )
-        target = _target(config, dict(client.get_model_config(config.name)))
+        try:
+            served = client.get_model_config(
+                config.name, headers=admin_headers(http_url=config.url)
+            )
+        except Exception as e:
+            raise LoadtestInputError(
+                f"{config.url}: cannot read the config of '{config.name}' ({e}): if the server "
+                f"restricts the model-config API, set {ADMIN_KEY_ENV}"
+            ) from None
+        target = _target(config, dict(served))
     finally:
         client.close()
     if config.protocol == "grpc":

@@ -3,8 +3,10 @@ restricted APIs need, and the served deployment read by the repository contract.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,9 +32,20 @@ def grpc_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {f"{GRPC_HEADER_PREFIX}{k.lower()}": v for k, v in headers.items()}
 
 
-def admin_headers(key: str | None = None) -> dict[str, str]:
-    """The header that unlocks restricted APIs: `key`, else $TRITONKIT_ADMIN_KEY, else none."""
+def key_file(http_url: str) -> Path:
+    """Where a local server started by tritonkit keeps its admin key (0600, this user only)."""
+    home = os.environ.get("TRITONKIT_HOME")
+    root = Path(home).expanduser() if home else Path.home() / ".cache" / "tritonkit"
+    return root / "keys" / f"{http_url.replace(':', '-').replace('/', '_')}.key"
+
+
+def admin_headers(key: str | None = None, http_url: str | None = None) -> dict[str, str]:
+    """The header that unlocks restricted APIs: `key`, else $TRITONKIT_ADMIN_KEY, else the key
+    file a local `tritonkit serve` wrote for `http_url`, else none."""
     value = key if key is not None else os.environ.get(ADMIN_KEY_ENV)
+    if not value and http_url is not None:
+        with contextlib.suppress(OSError):
+            value = key_file(http_url).read_text(encoding="utf-8").strip()
     return {ADMIN_KEY_HEADER: value} if value else {}
 
 
@@ -48,7 +61,7 @@ class Client:
         self.module: Any = module
         self.client: Any = module.InferenceServerClient(url=url)
         self.url = url
-        given = dict(headers if headers is not None else admin_headers())
+        given = dict(headers if headers is not None else admin_headers(http_url=url))
         self.headers = grpc_headers(given) if protocol == "grpc" else given
 
     def ensure_ready(self, name: str) -> None:

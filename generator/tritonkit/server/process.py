@@ -23,7 +23,7 @@ from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2
 
 from tritonkit.errors import ServerError
-from tritonkit.server.client import ADMIN_KEY_HEADER
+from tritonkit.server.client import ADMIN_KEY_HEADER, key_file
 from tritonkit.server.install import ServerInstall, refresh_onnxruntime_backend
 from tritonkit.server.models import load_waves, read_repository
 from tritonkit.util.gpu import gpu_available
@@ -37,11 +37,19 @@ _LOG_TAIL_LINES = 40
 RESTRICTED_APIS = ("model-repository", "model-config", "shared-memory", "logging", "trace")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now (another process may take it later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that is free now and was not handed out before in this process
+    (the kernel may return a port it just released; another process may still take it)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def restricted_api_args(key: str) -> list[str]:
@@ -175,6 +183,7 @@ class TritonServer:
                 start_new_session=True,  # Ctrl-C reaches us only; stop() ends the whole group
             )
         atexit.register(self.stop)
+        self._write_key()
         try:
             self._wait_for(process, "live", deadline, timeout)
             self._load_models(deadline)
@@ -265,6 +274,22 @@ class TritonServer:
             )
         for path in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
             path.unlink(missing_ok=True)
+        key = key_file(self.http_url)
+        with contextlib.suppress(OSError):
+            if key.read_text(encoding="utf-8").strip() == self.admin_key:
+                key.unlink()
+
+    def _write_key(self) -> None:
+        """The admin key in a file only this user can read, so that tritonkit's own clients
+        (check, loadtest, tune) on this machine unlock the restricted APIs."""
+        path = key_file(self.http_url)
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.{os.getpid()}")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(self.admin_key + "\n")
+            partial.replace(path)
 
     def __enter__(self) -> TritonServer:
         self.start()

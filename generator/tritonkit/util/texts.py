@@ -38,9 +38,7 @@ def read_rows(path: Path) -> list[Row]:
     else:
         rows = [(line, None) for line in raw.splitlines() if line.strip()]
     if not rows:
-        raise TextFileError(
-            f"{path}: no texts in the file: add one text per line (or .jsonl/.csv rows with 'text')"
-        )
+        raise TextFileError(f"{path}: no texts in the file: add one text per line")
     return rows
 
 
