@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tritonkit.repository.validate import validate_repository
 from tritonkit.repository.plan import plan_from_repository
+from tritonkit.repository.validate import validate_repository
 from tritonkit.tune.search import read_settings
 
 pytestmark = pytest.mark.integration
