@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -12,7 +13,8 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "helm"
+# TRITONKIT_HELM_CHART renders another copy, e.g. to show a test fails on an older chart.
+CHART = Path(os.environ.get("TRITONKIT_HELM_CHART", ROOT / "helm"))
 RELEASE = "t"
 NAMESPACE = "ml"
 FULLNAME = f"{RELEASE}-tritonkit"
