@@ -83,7 +83,8 @@ class Pod:
 
     def mounts(self, container: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         """Local folders of the container's volume mounts: (writable, read-only)."""
-        writable, readonly = [], []
+        writable: list[str] = []
+        readonly: list[str] = []
         for mount in container.get("volumeMounts", []):
             if mount["mountPath"] == "/dev/shm":
                 continue  # a fresh tmpfs in the sandbox, as the memory-backed emptyDir
