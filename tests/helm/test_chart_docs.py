@@ -138,6 +138,6 @@ def test_readme_shows_the_tested_examples() -> None:
     """The worked examples in README.md are the example files the matrix lints and validates."""
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Deploy to Kubernetes", 1)[1].split("\n## ", 1)[0]
-    for name in ("values-gpu-generate.yaml", "values-s3.yaml"):
+    for name in ("values-gpu-generate.yaml", "values-s3.yaml", "values-mig.yaml"):
         body = (CHART / "examples" / name).read_text()
         assert body in section, f"README.md 'Deploy to Kubernetes' must show helm/examples/{name}"
