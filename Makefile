@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test lint typecheck bench server helm-tools clean
+.PHONY: help venv demo test lint typecheck bench server helm-tools system-tools clean
 
 help:
 	@echo "make demo   - export all-MiniLM-L6-v2, build the Triton repository, serve it, check it"
@@ -42,7 +42,19 @@ helm-tools: $(STAMP)
 	$(BIN)/python tests/helm/install_helm.py
 	$(BIN)/pip install --quiet kubernetes-validate==1.37.0
 
-test: lint typecheck helm-tools
+# Debian tools the chart tests run for real: prometheus + promtool (the autoscaling PromQL,
+# rules and dashboard queries evaluated on a real scrape) and bubblewrap (the pods' commands run
+# with a read-only root as uid 1000). Installed only when missing; the tests fail without them.
+system-tools:
+	@missing=""; \
+	command -v prometheus >/dev/null && command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: lint typecheck helm-tools system-tools
 	$(BIN)/tritonkit server install
 	$(BIN)/python -m pytest -q
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -12,12 +13,16 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "helm"
+# TRITONKIT_HELM_CHART renders another copy, e.g. to show a test fails on an older chart.
+CHART = Path(os.environ.get("TRITONKIT_HELM_CHART", ROOT / "helm"))
 RELEASE = "t"
 NAMESPACE = "ml"
 FULLNAME = f"{RELEASE}-tritonkit"
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and two newer ones.
 KUBE_VERSIONS = ("1.25", "1.30", "1.35")
+# No public tritonkit image exists, so the chart needs one named; every render starts from this
+# layer unless a test asks for the bare defaults.
+BASE: dict[str, Any] = {"tritonkitImage": {"repository": "registry.example.com/ml/tritonkit"}}
 
 # The Prometheus Operator CRD is not in kubernetes-validate: this strict schema covers the
 # fields the chart writes (monitoring.coreos.com/v1 ServiceMonitor), so a typo still fails.
@@ -33,7 +38,7 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "required": ["name"],
-            "properties": {"name": {"type": "string"}, "labels": _LABELS},
+            "properties": {"name": {"type": "string"}, "labels": _LABELS, "annotations": _LABELS},
         },
         "spec": {
             "type": "object",
@@ -71,6 +76,55 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
 }
 
 
+# monitoring.coreos.com/v1 PrometheusRule: the fields the chart writes; the rules themselves are
+# checked by the real `promtool check rules` and evaluated in a real Prometheus
+# (test_chart_prometheus.py).
+_RULE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["expr"],
+    "oneOf": [{"required": ["record"]}, {"required": ["alert"]}],
+    "properties": {
+        "record": {"type": "string"},
+        "alert": {"type": "string"},
+        "expr": {"type": "string"},
+        "for": {"type": "string", "pattern": "^([0-9]+(ms|s|m|h|d|w|y))+$"},
+        "labels": _LABELS,
+        "annotations": _LABELS,
+    },
+}
+PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PrometheusRule"},
+        "metadata": SERVICE_MONITOR_SCHEMA["properties"]["metadata"],
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["groups"],
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "rules"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "rules": {"type": "array", "items": _RULE},
+                        },
+                    },
+                }
+            },
+        },
+    },
+}
+CRD_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PrometheusRule": PROMETHEUS_RULE_SCHEMA}
+
+
 class HelmFailed(AssertionError):
     """helm exited non-zero; the message holds its stderr."""
 
@@ -88,6 +142,26 @@ class Rendered:
 
     def all(self, kind: str) -> list[dict[str, Any]]:
         return [doc for doc in self.docs if doc["kind"] == kind]
+
+    def named(self, kind: str, suffix: str) -> dict[str, Any]:
+        """The one object of `kind` whose name ends with `suffix`."""
+        found = [doc for doc in self.all(kind) if doc["metadata"]["name"].endswith(suffix)]
+        assert len(found) == 1, f"expected one {kind} *{suffix}, rendered {len(found)}"
+        return found[0]
+
+    def job(self, component: str) -> dict[str, Any]:
+        """The Job of a component: generate or test."""
+        found = [
+            doc
+            for doc in self.all("Job")
+            if doc["metadata"]["labels"]["app.kubernetes.io/component"] == component
+        ]
+        assert len(found) == 1, f"expected one {component} Job, rendered {len(found)}"
+        return found[0]
+
+    def pod(self, kind: str = "Deployment", component: str = "") -> dict[str, Any]:
+        obj = self.job(component) if kind == "Job" else self.one(kind)
+        return dict(obj["spec"]["template"]["spec"])
 
     def one(self, kind: str) -> dict[str, Any]:
         found = self.all(kind)
@@ -109,11 +183,18 @@ class Rendered:
                 yield f"{kind}/{container['name']}", container
 
     def container(self, name: str, kind: str = "Deployment") -> dict[str, Any]:
-        pod = self.one(kind)["spec"]["template"]["spec"]
-        for container in [*pod.get("initContainers", []), *pod["containers"]]:
-            if container["name"] == name:
-                return dict(container)
-        raise AssertionError(f"{kind} has no container {name}")
+        """The one container called `name` in the pod templates of `kind`."""
+        found = [
+            dict(container)
+            for obj in self.all(kind)
+            for container in [
+                *obj["spec"]["template"]["spec"].get("initContainers", []),
+                *obj["spec"]["template"]["spec"]["containers"],
+            ]
+            if container["name"] == name
+        ]
+        assert len(found) == 1, f"{kind}: expected one container {name}, found {len(found)}"
+        return found[0]
 
     def server(self) -> dict[str, Any]:
         return self.container("tritonserver")
@@ -131,7 +212,10 @@ def merged(*layers: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _run(helm: Path, args: list[str], values: Iterable[Mapping[str, Any] | Path]) -> str:
+def _run(
+    helm: Path, args: list[str], values: Iterable[Mapping[str, Any] | Path], bare: bool = False
+) -> str:
+    values = list(values) if bare else [BASE, *values]
     with tempfile.TemporaryDirectory(prefix="tk-helm-") as tmp:
         files = []
         for index, layer in enumerate(values):
@@ -148,16 +232,19 @@ def _run(helm: Path, args: list[str], values: Iterable[Mapping[str, Any] | Path]
     return result.stdout
 
 
-def template(helm: Path, *values: Mapping[str, Any] | Path) -> Rendered:
-    """`helm template` (hooks included, so the test Job is there too)."""
-    text = _run(helm, ["template", RELEASE, str(CHART), "--namespace", NAMESPACE], values)
+def template(
+    helm: Path, *values: Mapping[str, Any] | Path, bare: bool = False, release: str = RELEASE
+) -> Rendered:
+    """`helm template` (hooks included, so the test Job is there too); `bare`: without BASE."""
+    args = ["template", release, str(CHART), "--namespace", NAMESPACE]
+    text = _run(helm, args, values, bare)
     docs = tuple(doc for doc in yaml.safe_load_all(text) if doc)
     return Rendered(docs, text)
 
 
-def lint(helm: Path, *values: Mapping[str, Any] | Path) -> str:
+def lint(helm: Path, *values: Mapping[str, Any] | Path, bare: bool = False) -> str:
     """`helm lint --strict`: warnings fail too."""
-    return _run(helm, ["lint", "--strict", str(CHART), "--namespace", NAMESPACE], values)
+    return _run(helm, ["lint", "--strict", str(CHART), "--namespace", NAMESPACE], values, bare)
 
 
 def kubernetes_errors(docs: Iterable[dict[str, Any]], versions: Iterable[str]) -> list[str]:
@@ -169,8 +256,8 @@ def kubernetes_errors(docs: Iterable[dict[str, Any]], versions: Iterable[str]) -
     errors = []
     for doc in docs:
         where = f"{doc['kind']}/{doc['metadata']['name']}"
-        if doc["kind"] == "ServiceMonitor":
-            validator = jsonschema.Draft7Validator(SERVICE_MONITOR_SCHEMA)
+        if doc["kind"] in CRD_SCHEMAS:
+            validator = jsonschema.Draft7Validator(CRD_SCHEMAS[doc["kind"]])
             errors += [f"{where}: {e.json_path}: {e.message}" for e in validator.iter_errors(doc)]
             continue
         for version in versions:

@@ -1,208 +1,76 @@
-"""What the chart renders, run here: the init containers' commands against the rendered
-ConfigMap spec, tritonserver with the rendered arguments, and the `helm test` hook's commands
-against it. Only pod paths, the Service host and local-only flags are substituted.
+"""What the chart renders, run here as its pods run it: the generate Job's script against the
+rendered ConfigMap spec, the server pod's wait step and tritonserver with the rendered
+arguments, each under bubblewrap with a read-only root, a fresh /tmp, only the container's own
+writable mounts and uid 1000 (tests/helm/pod.py); then the readiness probe's command, the
+restricted APIs, and the `helm test` hook's commands against that server. Only pod paths, the
+Service host and local-only flags (addresses, backend directory) are substituted.
 
-Chain: spec -> `tritonkit helm-values` -> chart -> generate + bundle-tokenizers -> validate ->
-real tritonserver (rendered args) -> check + loadtest (rendered commands)."""
+Chain: spec -> `tritonkit helm-values` -> chart -> generate Job -> validate -> wait step ->
+real tritonserver (rendered args) -> probe, restricted APIs, check + loadtest (rendered commands).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import tokenizers
 import tritonclient.http as httpclient
 import yaml
 
-from tests.helm.chart import FULLNAME, Rendered, merged, template
+from tests.helm.chart import Rendered, merged, template
+from tests.helm.deployment import (
+    NAME,
+    Deployed,
+    chart_values,
+    free_ports,
+    run,
+    run_ok,
+    tritonserver,
+)
+from tests.helm.pod import Pod, secrets_of
 from tritonkit.cli import main
-from tritonkit.deploy.helm_values import values_from_spec
 from tritonkit.repository.validate import validate_repository
-from tritonkit.server.install import ServerInstall, find_server
+from tritonkit.server.install import ServerInstall
 from tritonkit.server.process import TritonServer, free_port
-from tritonkit.spec import build_spec
 
 pytestmark = pytest.mark.integration
 
-TRITONKIT = str(Path(sys.executable).parent / "tritonkit")
-NAME = "tkhelm"
 
-
-@pytest.fixture(scope="module")
-def install() -> ServerInstall:
-    return find_server(log=lambda line: print(f"[tritonkit] {line}"))
-
-
-@dataclass
-class Pod:
-    """Pod paths mapped to local folders; `local()` rewrites a rendered string."""
-
-    paths: dict[str, str]
-
-    def local(self, text: str) -> str:
-        """One pass, longest pod path first; only whole path components match."""
-        keys = "|".join(re.escape(key) for key in sorted(self.paths, key=len, reverse=True))
-        pattern = rf"(?<![\w/.-])({keys})(?![\w.-])"
-        return re.sub(pattern, lambda match: self.paths[match.group(1)], text)
-
-    def command(self, container: Mapping[str, Any]) -> list[str]:
-        argv = [self.local(arg) for arg in [*container["command"], *container.get("args", [])]]
-        return [TRITONKIT if argv[0] == "tritonkit" else argv[0], *argv[1:]]
-
-    def env(self, container: Mapping[str, Any]) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update({e["name"]: self.local(e["value"]) for e in container.get("env", [])})
-        return env
-
-
-def run(pod: Pod, container: Mapping[str, Any], timeout: float = 300) -> str:
-    result = subprocess.run(
-        pod.command(container),
-        env=pod.env(container),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{container['name']} failed ({result.returncode}):\n{output}"
-    return output
-
-
-@contextlib.contextmanager
-def tritonserver(install: ServerInstall, repo: Path, args: list[str], log: Path) -> Iterator[str]:
-    """The real tritonserver with the chart's arguments plus local-only flags; yields HOST:PORT."""
-    prefix = f"tkhelm{os.getpid()}_"
-    local_only = [
-        f"--backend-directory={install.backend_dir}",
-        *(f"--{kind}-address=127.0.0.1" for kind in ("http", "grpc", "metrics")),
-        f"--backend-config=python,shm-region-prefix-name={prefix}",
-    ]
-    http = next(a.split("=", 1)[1] for a in args if a.startswith("--http-port="))
-    url = f"127.0.0.1:{http}"
-    env = TritonServer(repo, install).environment()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(install.tritonserver), *args, *local_only],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, f"tritonserver exited:\n{log.read_text()[-3000:]}"
-            ready = f"http://{url}/v2/health/ready"
-            with contextlib.suppress(OSError), urllib.request.urlopen(ready, timeout=1) as r:
-                if r.status == 200:
-                    break
-            assert time.monotonic() < deadline, f"not ready:\n{log.read_text()[-3000:]}"
-            time.sleep(0.2)
-        yield url
-    finally:
-        for sig in (signal.SIGINT, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(15)
-                break
-        for path in Path("/dev/shm").glob(f"{prefix}*"):
-            path.unlink(missing_ok=True)
-
-
-@dataclass
-class Deployed:
-    rendered: Rendered
-    values: dict[str, Any]
-    pod: Pod
-    repo: Path
-    url: str
-
-
-def _values(tmp: Path, model: Path, gpu: bool, ports: dict[str, int]) -> dict[str, Any]:
-    spec_file = tmp / "tritonkit.yaml"
-    spec_file.write_text(
-        yaml.safe_dump(
-            {
-                "model": str(model),
-                "task": "text-classification",
-                "name": NAME,
-                "max_batch_size": 8,
-                "check": {"texts": ["helm test text", "a second one"]},
-            }
-        )
-    )
-    from_spec = values_from_spec(build_spec(spec_file)).values
-    local = {"gpu": {"enabled": gpu}, "ports": ports, "test": {"loadtest": {"duration": "5s"}}}
-    return merged(from_spec, local)
-
-
-@pytest.fixture(scope="module")
-def deployed(
-    helm: Path,
-    install: ServerInstall,
-    tiny_model_dirs: dict[str, Path],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Deployed]:
-    tmp = tmp_path_factory.mktemp("chart_pod")
-    model = tiny_model_dirs["text-classification"]
-    ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
-    values = _values(tmp, model, gpu=False, ports=ports)
-    rendered = template(helm, values)
-    bundle = tmp / "triton-python"
-    shutil.copytree(Path(tokenizers.__file__).parent, bundle / "tokenizers")
-    pod = Pod(
-        {
-            "/etc/tritonkit": str(tmp / "etc"),
-            "/workspace": str(tmp / "workspace"),
-            "/model": str(model),
-            "/tmp": str(tmp / "tmp"),
-            "/opt/tritonkit/triton-python": str(bundle),
-            FULLNAME: "127.0.0.1",
-        }
-    )
-    for folder in ("etc", "workspace", "tmp"):
-        (tmp / folder).mkdir()
-    for key, text in rendered.one("ConfigMap")["data"].items():  # the ConfigMap volume
-        (tmp / "etc" / key).write_text(pod.local(text))
-
-    run(pod, rendered.container("generate"))
-    repo = Path(pod.local("/workspace/repository"))
-    assert validate_repository(repo) == []
-    run(pod, rendered.container("bundle-tokenizers"))
-    args = [pod.local(arg) for arg in rendered.server()["args"]]
-    with tritonserver(install, repo, args, tmp / "tritonserver.log") as url:
-        yield Deployed(rendered, values, pod, repo, url)
-
-
-def test_init_container_builds_a_valid_repository(deployed: Deployed) -> None:
-    spec = yaml.safe_load(deployed.rendered.one("ConfigMap")["data"]["tritonkit.yaml"])
-    assert (spec["model"], spec["output"]) == ("/model", "/workspace/repository")
+def test_generate_job_builds_a_valid_repository_confined(deployed: Deployed) -> None:
+    spec = yaml.safe_load(deployed.rendered.named("ConfigMap", "-spec")["data"]["tritonkit.yaml"])
+    assert spec["model"] == "/model" and spec["output"].startswith("/repositories/")
     assert sorted(p.name for p in deployed.repo.iterdir() if p.is_dir()) == [
         NAME, f"{NAME}_onnx", f"{NAME}_tokenizer",
     ]  # fmt: skip
     bundled = deployed.repo / f"{NAME}_tokenizer" / "1" / "tokenizers" / "__init__.py"
     assert bundled.is_file()
+    assert (deployed.repo / ".tritonkit-complete").is_file()
     assert validate_repository(deployed.repo) == []
 
 
+def test_generate_job_is_idempotent(deployed: Deployed) -> None:
+    """A re-run Job (or a rollback to this content) finds the folder and returns at once."""
+    started = time.monotonic()
+    output = run_ok(deployed.job, deployed.rendered.container("generate", "Job"))
+    assert "is already generated for this spec and these images" in output
+    assert time.monotonic() - started < 10
+
+
 def test_rendered_arguments_serve_the_repository(deployed: Deployed) -> None:
-    assert "--model-control-mode=none" in deployed.rendered.server()["args"]
-    client = httpclient.InferenceServerClient(deployed.url)
+    args = deployed.rendered.server()["args"]
+    assert args[0] == "tritonserver" and "--model-control-mode=none" in args
+    client = httpclient.InferenceServerClient(deployed.server.url)
     assert client.is_model_ready(NAME)
     text = httpclient.InferInput("TEXT", [1, 1], "BYTES")
     text.set_data_from_numpy(np.array([[b"helm"]], dtype=object))
@@ -211,10 +79,62 @@ def test_rendered_arguments_serve_the_repository(deployed: Deployed) -> None:
     assert result is not None and result.shape == (1, 2)
 
 
+def _status(url: str, method: str = "GET", key: str | None = None) -> tuple[int, str]:
+    headers = {"tritonkit-admin-key": key} if key is not None else {}
+    data = b"{}" if method == "POST" else None
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_restricted_apis_answer_only_with_the_key(deployed: Deployed) -> None:
+    """The rendered --http-restricted-api, with the key Kubernetes expands from the Secret."""
+    base = f"http://{deployed.server.url}/v2"
+    key = deployed.server_pod.container_env(deployed.rendered.server())["TRITONKIT_ADMIN_KEY"]
+    for url, method in [
+        (f"{base}/repository/index", "POST"),
+        (f"{base}/models/{NAME}/config", "GET"),
+        (f"{base}/logging", "GET"),
+        (f"{base}/trace/setting", "GET"),
+        (f"{base}/systemsharedmemory/status", "GET"),
+    ]:
+        code, body = _status(url, method)
+        assert (code, json.loads(body)["error"]) == (
+            403, "This API is restricted, expecting header 'tritonkit-admin-key'",
+        ), url  # fmt: skip
+        assert _status(url, method, key="wrong")[0] == 403, url
+        assert _status(url, method, key=key)[0] == 200, url
+    for url in (f"{base}/health/ready", f"{base}/models/{NAME}", f"{base}/models/{NAME}/stats"):
+        assert _status(url)[0] == 200, url
+
+
+def probe_command(rendered: Rendered, pod: Pod) -> list[str]:
+    return pod.argv({"command": rendered.server()["readinessProbe"]["exec"]["command"]})
+
+
+def test_readiness_probe_runs_one_inference(deployed: Deployed) -> None:
+    """The rendered exec probe, with the container's python3 standing in (stdlib only)."""
+    command = probe_command(deployed.rendered, deployed.server_pod)
+    assert command[0] == "python3"
+    result = subprocess.run(command, capture_output=True, text=True, timeout=15, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def run_hook(pod: Pod, container: Mapping[str, Any]) -> tuple[int, str]:
+    """A hook step; an expected failure while tritonkit's clients do not send the admin key
+    header yet (the Python side, HANDOFF-helm.md): the server refuses them, as asked."""
+    result = run(pod, container, timeout=180)
+    return result.returncode, result.stdout + result.stderr
+
+
 def test_hook_check_passes(deployed: Deployed) -> None:
     check = deployed.rendered.container("check", "Job")
     assert "--texts" in check["command"]
-    output = run(deployed.pod, check)
+    code, output = run_hook(deployed.hook, check)
+    assert code == 0, output
     assert "comparisons passed" in output
 
 
@@ -222,8 +142,9 @@ def test_hook_loadtest_meets_its_slos(deployed: Deployed) -> None:
     if "loadtest" not in main.commands:
         pytest.skip("tritonkit loadtest is not part of this build yet")
     loadtest = deployed.rendered.container("loadtest", "Job")
-    run(deployed.pod, loadtest, timeout=180)  # exit 0: every SLO met
-    assert any(Path(deployed.pod.local("/tmp/loadtest")).iterdir())
+    code, output = run_hook(deployed.hook, loadtest)
+    assert code == 0, output  # every SLO met
+    assert any(Path(deployed.hook.local("/tmp/loadtest")).iterdir())
 
 
 def test_hook_loadtest_fails_on_an_slo_breach(deployed: Deployed, helm: Path) -> None:
@@ -233,15 +154,44 @@ def test_hook_loadtest_fails_on_an_slo_breach(deployed: Deployed, helm: Path) ->
     strict = {"test": {"loadtest": {"p95Ms": 0.001, "duration": "3s"}}}
     loadtest = template(helm, merged(deployed.values, strict)).container("loadtest", "Job")
     assert "p95_ms=0.001" in loadtest["command"]
-    result = subprocess.run(
-        deployed.pod.command(loadtest),
-        env=deployed.pod.env(loadtest),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 1, result.stdout + result.stderr
+    code, output = run_hook(deployed.hook, loadtest)
+    assert code == 1 and "SLO missed" in output, output
+
+
+def _stubs(prefix: str) -> dict[str, int]:
+    """Python backend stubs of one server: model instance name -> pid (found in /proc)."""
+    stubs = {}
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if argv[0].endswith(b"triton_python_backend_stub") and prefix.encode() in argv[2]:
+                stubs[Path(argv[1].decode()).parts[-3]] = int(entry.name)
+    return stubs
+
+
+def test_a_dead_python_stub_fails_the_readiness_probe(
+    deployed: Deployed, helm: Path, install: ServerInstall
+) -> None:
+    """Issue 10 item 2: after kill -9 of the tokenizer's stub, /v2/health/ready stays 200 and
+    every request fails; the chart's inference probe notices."""
+    values = merged(deployed.values, {"ports": free_ports()})
+    rendered = template(helm, values)
+    pod = Pod({**deployed.server_pod.paths, "/tmp": str(deployed.tmp / "stub-tmp")},
+              secrets_of(rendered), dict(deployed.server_pod.executables))  # fmt: skip
+    Path(pod.paths["/tmp"]).mkdir()
+    with tritonserver(install, pod, rendered.server(), deployed.tmp / "stub.log") as server:
+        command = probe_command(rendered, pod)
+        assert subprocess.run(command, capture_output=True, timeout=15, check=False).returncode == 0
+        deadline = time.monotonic() + 20
+        while f"{NAME}_tokenizer" not in (stubs := _stubs(server.shm_prefix)):
+            assert time.monotonic() < deadline, stubs
+            time.sleep(0.2)
+        os.kill(stubs[f"{NAME}_tokenizer"], signal.SIGKILL)
+        time.sleep(1)
+        assert _status(f"http://{server.url}/v2/health/ready")[0] == 200  # the http probe passes
+        result = subprocess.run(command, capture_output=True, text=True, timeout=15, check=False)
+        assert result.returncode == 1
+        assert "inference probe: HTTP 500" in result.stderr and "is not healthy" in result.stderr
 
 
 def test_gpu_mode_arguments_are_accepted(
@@ -249,14 +199,19 @@ def test_gpu_mode_arguments_are_accepted(
 ) -> None:
     """GPU-mode flags on this CPU machine: the server starts and serves (the repository is the
     CPU one; KIND_GPU instances cannot load without a GPU)."""
-    ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
-    model = Path(deployed.pod.paths["/model"])
-    rendered = template(helm, _values(tmp_path, model, gpu=True, ports=ports))
-    args = [deployed.pod.local(arg) for arg in rendered.server()["args"]]
+    values = chart_values(
+        tmp_path, Path(deployed.hook.paths["/model"]), gpu=True, ports=free_ports()
+    )
+    rendered = template(helm, values)
+    args = rendered.server()["args"]
     assert "--allow-gpu-metrics=true" in args
     assert not any(a.startswith("--pinned-memory-pool-byte-size") for a in args)
-    with tritonserver(install, deployed.repo, args, tmp_path / "gpu-args.log") as url:
-        client = httpclient.InferenceServerClient(url)
+
+    (tmp_path / "server-tmp").mkdir()
+    pod = Pod({"/models": str(deployed.repo), "/tmp": str(tmp_path / "server-tmp")},
+              secrets_of(rendered), dict(deployed.server_pod.executables))  # fmt: skip
+    with tritonserver(install, pod, rendered.server(), tmp_path / "gpu-args.log") as server:
+        client = httpclient.InferenceServerClient(server.url)
         assert client.is_model_ready(NAME)
         client.close()
 

@@ -19,8 +19,11 @@ SOURCES: dict[str, dict[str, Any]] = {
         },
         "modelSource": {"pvc": {"claimName": "hf-models", "subPath": "minilm"}},
     },
-    "generate-baked-model": {
-        "modelRepository": {"source": "generate", "generate": {"bundleTokenizers": False}},
+    "generate-baked-model-per-pod": {
+        "modelRepository": {
+            "source": "generate",
+            "generate": {"mode": "pod", "bundleTokenizers": False},
+        },
         "test": {"check": {"texts": ["one", "two"]}},
     },
     "pvc": {"modelRepository": {"source": "pvc", "pvc": {"claimName": "repo", "subPath": "r"}}},
@@ -67,6 +70,40 @@ EXTRAS: dict[str, dict[str, Any]] = {
         "runtimeClassName": "nvidia",
         "server": {"modelControlMode": "explicit", "extraArgs": ["--log-info=true"]},
         "podDisruptionBudget": {"minAvailable": "50%"},
+        "prometheusRule": {"enabled": True},
+        "grafanaDashboard": {"enabled": True},
+    },
+}
+# GPU-only flows and the extension points, each linted and validated on its own.
+TRT = {"modelRepository": {"generate": {"spec": {"variant": "trt-fp16"}}}}
+SPECIAL: dict[str, dict[str, Any]] = {
+    "trt-fp16-release": merged(TRT, {"tensorrt": {"timingCache": {"existingClaim": "trt-cache"}}}),
+    "trt-fp16-pod": merged(TRT, {"modelRepository": {"generate": {"mode": "pod"}}}),
+    "mig-mixed": {
+        "gpu": {"resourceName": "nvidia.com/mig-1g.10gb", "migStrategy": "mixed"},
+        "modelRepository": {"generate": {"persistence": {"existingClaim": "repos"}}},
+    },
+    "extension-points": {
+        "global": {"imageRegistry": "mirror.example.com:5000"},
+        "commonLabels": {"team": "ml"},
+        "commonAnnotations": {"owner": "ml-platform"},
+        "extraVolumes": [{"name": "extra", "emptyDir": {}}],
+        "server": {
+            "extraVolumeMounts": [{"name": "extra", "mountPath": "/extra"}],
+            "extraEnvFrom": [{"configMapRef": {"name": "triton-env"}}],
+            "restrictedApi": {"existingSecret": "triton-admin"},
+        },
+        "sidecars": [{"name": "proxy", "image": "envoyproxy/envoy:v1.31.0"}],
+        "initContainers": [{"name": "hello", "image": "busybox:1.36", "command": ["true"]}],
+        "service": {
+            "type": "LoadBalancer",
+            "nodePorts": {"http": 30080},
+            "loadBalancerSourceRanges": ["10.0.0.0/8"],
+            "externalTrafficPolicy": "Local",
+        },
+        "ingress": {"enabled": True, "grpc": {"enabled": True}},
+        "networkPolicy": {"enabled": True},
+        "progressDeadlineSeconds": 7200,
     },
 }
 
@@ -111,6 +148,13 @@ def test_lint_template_and_validate(helm: Path, values: dict[str, Any]) -> None:
     assert kubernetes_errors(rendered.docs, KUBE_VERSIONS) == []
 
 
+@pytest.mark.parametrize("name", SPECIAL)
+def test_special_flows_lint_and_validate(helm: Path, name: str) -> None:
+    lint(helm, SPECIAL[name])
+    rendered = template(helm, SPECIAL[name])
+    assert kubernetes_errors(rendered.docs, KUBE_VERSIONS) == []
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=[path.name for path in EXAMPLES])
 def test_examples_lint_and_validate(helm: Path, example: Path) -> None:
     lint(helm, example)
@@ -119,6 +163,7 @@ def test_examples_lint_and_validate(helm: Path, example: Path) -> None:
 
 
 def test_defaults_lint_and_validate(helm: Path) -> None:
+    """The defaults plus the one value without a default (the tritonkit image: none is public)."""
     lint(helm)
     assert kubernetes_errors(template(helm).docs, KUBE_VERSIONS) == []
 

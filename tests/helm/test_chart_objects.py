@@ -49,7 +49,10 @@ EVERY_SOURCE: dict[str, dict[str, Any]] = {
 
 
 def args_of(rendered: Rendered) -> list[str]:
-    return list(rendered.server()["args"])
+    """tritonserver's arguments after the executable (the container has args, no command)."""
+    args = list(rendered.server()["args"])
+    assert args[0] == "tritonserver" and "command" not in rendered.server()
+    return args[1:]
 
 
 def flag(rendered: Rendered, name: str) -> str | None:
@@ -116,12 +119,13 @@ def test_probes_point_at_the_http_port_and_health_paths(
     server = rendered.server()
     container_ports = {p["name"]: p["containerPort"] for p in server["ports"]}
     assert container_ports == expected
-    probes = {k: server[k]["httpGet"] for k in ("startupProbe", "livenessProbe", "readinessProbe")}
+    probes = {k: server[k]["httpGet"] for k in ("startupProbe", "livenessProbe")}
     assert probes == {
         "startupProbe": {"path": "/v2/health/ready", "port": "http"},
         "livenessProbe": {"path": "/v2/health/live", "port": "http"},
-        "readinessProbe": {"path": "/v2/health/ready", "port": "http"},
     }
+    # readiness runs one inference on the container's own HTTP port (test_chart_probes.py)
+    assert server["readinessProbe"]["exec"]["command"][3] == f"127.0.0.1:{expected['http']}"
     assert flag(rendered, "--http-port") == str(expected["http"])
     assert flag(rendered, "--grpc-port") == str(expected["grpc"])
     assert flag(rendered, "--metrics-port") == str(expected["metrics"])
@@ -148,8 +152,8 @@ def test_service_selects_only_server_pods(helm: Path) -> None:
     rendered = template(helm)
     selector = rendered.one("Service")["spec"]["selector"]
     assert selector["app.kubernetes.io/component"] == "server"
-    job_labels = rendered.one("Job")["spec"]["template"]["metadata"]["labels"]
-    assert not selector.items() <= job_labels.items()
+    for job in rendered.all("Job"):
+        assert not selector.items() <= job["spec"]["template"]["metadata"]["labels"].items()
     pod_labels = rendered.one("Deployment")["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= pod_labels.items()
 
@@ -176,27 +180,35 @@ def test_every_container_is_locked_down(helm: Path, source: str) -> None:
     assert rendered.one("ServiceAccount")["automountServiceAccountToken"] is False
 
 
-def test_writable_paths_are_emptydirs_and_shm_is_memory_backed(helm: Path) -> None:
-    rendered = template(helm, {"shm": {"sizeLimit": "2Gi"}})
-    pod = rendered.one("Deployment")["spec"]["template"]["spec"]
+@pytest.mark.parametrize("mode", ["release", "pod"])
+def test_writable_paths_are_emptydirs_and_shm_is_memory_backed(helm: Path, mode: str) -> None:
+    values = {"shm": {"sizeLimit": "2Gi"}, "modelRepository": {"generate": {"mode": mode}}}
+    rendered = template(helm, values)
+    pod = rendered.pod()
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["shm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "2Gi"}
     assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "8Gi"}
     mounts = {m["mountPath"]: m for m in rendered.server()["volumeMounts"]}
     assert mounts["/dev/shm"]["name"] == "shm"
     assert mounts["/tmp"]["name"] == "tmp"
-    assert mounts["/workspace"]["readOnly"] is True  # tritonserver only reads the repository
-    generate = {m["mountPath"]: m["name"] for m in rendered.container("generate")["volumeMounts"]}
-    assert generate["/tmp"] == "tmp" and generate["/workspace"] == "workspace"
+    repository = mounts["/models" if mode == "release" else "/workspace"]
+    assert repository["readOnly"] is True  # tritonserver only reads the repository
+    generate = {
+        m["mountPath"]: m for m in rendered.container("generate", PODS[mode])["volumeMounts"]
+    }
+    assert generate["/tmp"]["name"] == "tmp"
+    assert "readOnly" not in generate["/repositories" if mode == "release" else "/workspace"]
     for where, container in rendered.containers():
-        if container["command"][0] == "tritonkit":
+        command = container.get("command", [])
+        if "tritonkit" in command or "tritonkit generate" in " ".join(command):
             assert env_of(container)["HOME"]["value"] == "/tmp", where
 
 
 def test_token_is_mounted_only_when_asked(helm: Path) -> None:
     rendered = template(helm, {"serviceAccount": {"automountToken": True}})
     assert rendered.one("Deployment")["spec"]["template"]["spec"]["automountServiceAccountToken"]
-    assert rendered.one("Job")["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    for job in rendered.all("Job"):
+        assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
 
 
 # No plaintext secrets
@@ -204,8 +216,9 @@ def test_token_is_mounted_only_when_asked(helm: Path) -> None:
 
 @pytest.mark.parametrize("source", EVERY_SOURCE)
 def test_no_secret_values_are_rendered(helm: Path, source: str) -> None:
+    """Credentials never come from values; the only Secret is the generated admin key."""
     rendered = template(helm, EVERY_SOURCE[source])
-    assert "Secret" not in rendered.kinds()
+    assert [s["metadata"]["name"] for s in rendered.all("Secret")] == [f"{FULLNAME}-admin-key"]
     credential_names = ("SECRET", "TOKEN", "PASSWORD", "ACCESS_KEY", "STORAGE_KEY")
     for where, container in rendered.containers():
         for name, entry in env_of(container).items():
@@ -244,7 +257,8 @@ def test_azure_credentials_come_from_the_existing_secret(helm: Path) -> None:
 def test_workload_identity_uses_the_service_account_and_no_secret(helm: Path) -> None:
     rendered = template(helm, S3_IDENTITY)
     server = rendered.server()
-    assert "envFrom" not in server and "env" not in server
+    assert "envFrom" not in server
+    assert list(env_of(server)) == ["TRITONKIT_ADMIN_KEY"]  # from the admin-key Secret only
     account = rendered.one("ServiceAccount")
     assert account["metadata"]["annotations"] == {
         "eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"
@@ -255,14 +269,17 @@ def test_workload_identity_uses_the_service_account_and_no_secret(helm: Path) ->
 
 # Repository sources
 
+POD_MODE = {"modelRepository": {"generate": {"mode": "pod"}}}
+PODS = {"release": "Job", "pod": "Deployment"}
 
-def test_generate_source_runs_tritonkit_generate_from_the_configmap(helm: Path) -> None:
+
+def test_generate_job_runs_tritonkit_generate_from_the_configmap(helm: Path) -> None:
     rendered = template(helm, {"modelSource": {"pvc": {"claimName": "hf", "subPath": "m"}}})
-    generate = rendered.container("generate")
-    assert generate["command"] == [
-        "tritonkit", "generate", "--spec", "/etc/tritonkit/tritonkit.yaml", "--force",
-    ]  # fmt: skip
-    assert generate["image"] == "tritonkit:0.1.0"
+    generate = rendered.container("generate", "Job")
+    assert generate["command"][:2] == ["sh", "-c"]
+    script = generate["command"][2]
+    assert "tritonkit generate --spec /etc/tritonkit/tritonkit.yaml --force\n" in script
+    assert generate["image"] == "registry.example.com/ml/tritonkit:0.1.0"
     env = env_of(generate)
     assert env["HF_HUB_OFFLINE"]["value"] == "1"
     mounts = {m["mountPath"]: m for m in generate["volumeMounts"]}
@@ -270,13 +287,29 @@ def test_generate_source_runs_tritonkit_generate_from_the_configmap(helm: Path) 
         "name": "model-source", "mountPath": "/model", "readOnly": True, "subPath": "m",
     }  # fmt: skip
     assert mounts["/etc/tritonkit"]["readOnly"] is True
-    spec = yaml.safe_load(rendered.one("ConfigMap")["data"]["tritonkit.yaml"])
+    spec = yaml.safe_load(rendered.named("ConfigMap", "-spec")["data"]["tritonkit.yaml"])
     assert spec["model"] == "/model"
-    assert spec["output"] == "/workspace/repository"
+    assert spec["output"] == env["TRITONKIT_REPOSITORY"]["value"]
+    assert spec["output"].startswith("/repositories/")
     assert spec["name"] == "minilm"
     assert spec["triton_image"] == "nvcr.io/nvidia/tritonserver:24.10-py3"
-    assert flag(rendered, "--model-repository") == "/workspace/repository"
+    assert flag(rendered, "--model-repository") == "/models"
     assert "--disable-auto-complete-config" in args_of(rendered)
+    bundle = "cp -R /opt/tritonkit/triton-python/. "
+    assert bundle + '"$TRITONKIT_REPOSITORY/${TRITONKIT_MODEL_NAME}_tokenizer/1/"' in script
+
+
+def test_pod_mode_generates_in_an_init_container(helm: Path) -> None:
+    rendered = template(helm, POD_MODE)
+    assert "Job" not in {d["kind"] for d in rendered.docs if "generate" in d["metadata"]["name"]}
+    generate = rendered.container("generate")
+    assert generate["command"] == [
+        "timeout", "-k", "30", "1800",
+        "tritonkit", "generate", "--spec", "/etc/tritonkit/tritonkit.yaml", "--force",
+    ]  # fmt: skip
+    spec = yaml.safe_load(rendered.named("ConfigMap", "-spec")["data"]["tritonkit.yaml"])
+    assert spec["output"] == "/workspace/repository"
+    assert flag(rendered, "--model-repository") == "/workspace/repository"
     bundle = rendered.container("bundle-tokenizers")
     assert bundle["command"] == [
         "cp", "-R", "/opt/tritonkit/triton-python/.", "/workspace/repository/minilm_tokenizer/1/",
@@ -284,28 +317,27 @@ def test_generate_source_runs_tritonkit_generate_from_the_configmap(helm: Path) 
 
 
 def test_bundling_tokenizers_can_be_switched_off(helm: Path) -> None:
-    pod = template(helm, {"modelRepository": {"generate": {"bundleTokenizers": False}}})
-    init = pod.one("Deployment")["spec"]["template"]["spec"]["initContainers"]
+    off = {"modelRepository": {"generate": {"bundleTokenizers": False}}}
+    init = template(helm, POD_MODE, off).pod()["initContainers"]
     assert [c["name"] for c in init] == ["generate"]
+    script = template(helm, off).container("generate", "Job")["command"][2]
+    assert "triton-python" not in script
 
 
 def test_a_spec_change_rolls_the_pods(helm: Path) -> None:
-    def checksum(rendered: Rendered) -> str:
-        annotations = rendered.one("Deployment")["spec"]["template"]["metadata"]["annotations"]
-        return str(annotations["checksum/spec"])
+    def pod_template(*values: dict[str, Any]) -> str:
+        return yaml.safe_dump(template(helm, *values).one("Deployment")["spec"]["template"])
 
-    first = checksum(template(helm))
-    second = checksum(
-        template(helm, {"modelRepository": {"generate": {"spec": {"max_batch_size": 8}}}})
-    )
-    assert first != second
+    change = {"modelRepository": {"generate": {"spec": {"max_batch_size": 8}}}}
+    assert pod_template() != pod_template(change)  # release: another repository folder
+    assert pod_template(POD_MODE) != pod_template(POD_MODE, change)  # pod: the spec checksum
 
 
 def test_pvc_source_mounts_the_claim_read_only(helm: Path) -> None:
     rendered = template(
         helm, {"modelRepository": {"source": "pvc", "pvc": {"claimName": "repo", "subPath": "r"}}}
     )
-    pod = rendered.one("Deployment")["spec"]["template"]["spec"]
+    pod = rendered.pod()
     assert "initContainers" not in pod
     assert "ConfigMap" not in rendered.kinds()
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -323,7 +355,7 @@ def test_pvc_source_mounts_the_claim_read_only(helm: Path) -> None:
 def test_image_source_reads_the_folder_in_the_image(helm: Path) -> None:
     rendered = template(helm, {"modelRepository": {"source": "image", "image": {"path": "/opt/r"}}})
     assert flag(rendered, "--model-repository") == "/opt/r"
-    names = {v["name"] for v in rendered.one("Deployment")["spec"]["template"]["spec"]["volumes"]}
+    names = {v["name"] for v in rendered.pod()["volumes"]}
     assert names == {"tmp", "shm"}
 
 
@@ -333,8 +365,8 @@ def test_image_source_reads_the_folder_in_the_image(helm: Path) -> None:
         ({}, ["--model-control-mode=none"]),
         ({"modelControlMode": "explicit"}, ["--model-control-mode=explicit", "--load-model=*"]),
         (
-            {"modelControlMode": "explicit", "loadModels": ["a", "b"]},
-            ["--model-control-mode=explicit", "--load-model=a", "--load-model=b"],
+            {"modelControlMode": "explicit", "loadModels": ["a", "minilm"]},
+            ["--model-control-mode=explicit", "--load-model=a", "--load-model=minilm"],
         ),
         (
             {"modelControlMode": "poll", "repositoryPollSeconds": 7},
@@ -432,7 +464,7 @@ def test_network_policy_admits_the_test_hook(helm: Path) -> None:
     inference, metrics = policy["spec"]["ingress"]
     assert [p["port"] for p in inference["ports"]] == ["http", "grpc"]
     assert inference["from"][0] == peer
-    test_labels = rendered.one("Job")["spec"]["template"]["metadata"]["labels"]
+    test_labels = rendered.job("test")["spec"]["template"]["metadata"]["labels"]
     selector = inference["from"][1]["podSelector"]["matchLabels"]
     assert selector.items() <= test_labels.items()
     assert [p["port"] for p in metrics["ports"]] == ["metrics"]
@@ -440,8 +472,8 @@ def test_network_policy_admits_the_test_hook(helm: Path) -> None:
 
 def test_ingress_routes_to_the_http_port(helm: Path) -> None:
     ingress = template(helm, {"ingress": {"enabled": True}}).one("Ingress")
-    (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
-    assert path["backend"] == {"service": {"name": FULLNAME, "port": {"name": "http"}}}
+    for path in ingress["spec"]["rules"][0]["http"]["paths"]:
+        assert path["backend"] == {"service": {"name": FULLNAME, "port": {"name": "http"}}}
 
 
 def test_every_object_has_the_recommended_labels(helm: Path) -> None:
@@ -465,7 +497,7 @@ def test_every_object_has_the_recommended_labels(helm: Path) -> None:
 
 def test_hook_runs_check_then_loadtest_against_the_service(helm: Path) -> None:
     rendered = template(helm)
-    job = rendered.one("Job")
+    job = rendered.job("test")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert job["spec"]["backoffLimit"] == 0
     pod = job["spec"]["template"]["spec"]
@@ -496,7 +528,7 @@ def test_hook_values_reach_the_commands(helm: Path) -> None:
     check = rendered.container("check", "Job")["command"]
     assert check[check.index("--min-cosine") + 1] == "0.99"
     assert check[check.index("--texts") + 1] == "/etc/tritonkit/check-texts.jsonl"
-    jsonl = rendered.one("ConfigMap")["data"]["check-texts.jsonl"]
+    jsonl = rendered.named("ConfigMap", "-test")["data"]["check-texts.jsonl"]
     assert [yaml.safe_load(line)["text"] for line in jsonl.splitlines()] == texts
     loadtest = " ".join(rendered.container("loadtest", "Job")["command"])
     assert "--name sentiment" in loadtest and "--users 8 --duration 1m" in loadtest
@@ -505,21 +537,21 @@ def test_hook_values_reach_the_commands(helm: Path) -> None:
 
 
 def test_hook_with_only_the_check(helm: Path) -> None:
-    pod = template(helm, {"test": {"loadtest": {"enabled": False}}}).one("Job")
-    spec = pod["spec"]["template"]["spec"]
+    spec = template(helm, {"test": {"loadtest": {"enabled": False}}}).pod("Job", "test")
     assert "initContainers" not in spec
     assert [c["name"] for c in spec["containers"]] == ["check"]
 
 
 def test_no_hook_when_both_steps_are_off(helm: Path) -> None:
     values = {"test": {"check": {"enabled": False}, "loadtest": {"enabled": False}}}
-    assert "Job" not in template(helm, values).kinds()
+    jobs = template(helm, values).all("Job")
+    assert [j["metadata"]["labels"]["app.kubernetes.io/component"] for j in jobs] == ["generate"]
 
 
 def test_hook_reads_the_model_from_the_same_volume_as_the_init_container(helm: Path) -> None:
     rendered = template(helm, {"modelSource": {"pvc": {"claimName": "hf", "subPath": "m"}}})
     check = rendered.container("check", "Job")
-    generate = rendered.container("generate")
+    generate = rendered.container("generate", "Job")
     model_mount = [m for m in check["volumeMounts"] if m["name"] == "model-source"]
     assert model_mount == [m for m in generate["volumeMounts"] if m["name"] == "model-source"]
     assert check["command"][-1] == "/model"

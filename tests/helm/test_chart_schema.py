@@ -100,9 +100,61 @@ REJECTED: dict[str, tuple[dict[str, Any], str]] = {
     "error rate above one": ({"test": {"loadtest": {"errorRate": 5}}}, "/test/loadtest/errorRate"),
     "cosine above one": ({"test": {"check": {"minCosine": 1.5}}}, "/test/check/minCosine"),
     "node selector value not a string": ({"nodeSelector": {"gpu": True}}, "/nodeSelector/gpu"),
+    "restricted category typo": (
+        {"server": {"restrictedApi": {"categories": ["model_repository"]}}},
+        "/server/restrictedApi/categories/0",
+    ),
+    "admin key header with a space": (
+        {"server": {"restrictedApi": {"header": "admin key"}}},
+        "/server/restrictedApi/header",
+    ),
+    "generate mode typo": (
+        {"modelRepository": {"generate": {"mode": "once"}}},
+        "/modelRepository/generate/mode",
+    ),
+    "MIG strategy typo": ({"gpu": {"migStrategy": "mix"}}, "/gpu/migStrategy"),
+    "GPU metrics as a boolean": ({"gpu": {"metrics": True}}, "/gpu/metrics"),
+    "GPU product with a space": ({"gpu": {"product": "A100 80GB"}}, "/gpu/product"),
+    "repository volume size in words": (
+        {"modelRepository": {"generate": {"persistence": {"size": "big"}}}},
+        "/modelRepository/generate/persistence/size",
+    ),
+    "node port outside the range": (
+        {"service": {"nodePorts": {"http": 80}}},
+        "/service/nodePorts/http",
+    ),
+    "ingress host with a newline": (
+        {"ingress": {"hosts": [{"host": "a.example.com\nb"}]}},
+        "/ingress/hosts/0/host",
+    ),
+    "loaded model name with a space": (
+        {"server": {"loadModels": ["a b"]}},
+        "/server/loadModels/0",
+    ),
+    "progress deadline as a string": (
+        {"progressDeadlineSeconds": "1h"},
+        "/progressDeadlineSeconds",
+    ),
+    "probe type typo": ({"probes": {"readiness": {"type": "grpc"}}}, "/probes/readiness/type"),
+    "sidecar without a name": ({"sidecars": [{"image": "x"}]}, "/sidecars/0"),
 }
 
 FAILED_RENDERS: dict[str, tuple[dict[str, Any], str]] = {
+    "MIG mixed with a whole-GPU resource": (
+        {"gpu": {"migStrategy": "mixed"}},
+        "values: gpu.migStrategy: mixed exposes MIG slices as nvidia.com/mig-<profile>, not "
+        "nvidia.com/gpu: set gpu.resourceName, e.g. nvidia.com/mig-1g.10gb",
+    ),
+    "MIG single with a slice resource": (
+        {"gpu": {"migStrategy": "single", "resourceName": "nvidia.com/mig-1g.10gb"}},
+        "values: gpu.migStrategy: single exposes MIG slices as nvidia.com/gpu, not "
+        "nvidia.com/mig-1g.10gb: set gpu.resourceName: nvidia.com/gpu",
+    ),
+    "inference probe on a model that is not loaded": (
+        {"server": {"modelControlMode": "explicit", "loadModels": ["other"]}},
+        "values: server.loadModels does not load minilm, which the inference readiness probe "
+        "calls: add it, or set probes.readiness.type: http",
+    ),
     "minReplicas above maxReplicas": (
         {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}},
         "values: autoscaling.minReplicas (5) is above autoscaling.maxReplicas (2): lower "
@@ -158,7 +210,7 @@ def test_credentials_from_a_secret_ref_are_accepted(helm: Path) -> None:
     ref = {"secretKeyRef": {"name": "s", "key": "k"}}
     values = {"server": {"extraEnv": [{"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": ref}]}}
     env = template(helm, values).server()["env"]
-    assert env == [{"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": ref}]
+    assert env[-1] == {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": ref}
 
 
 def test_global_values_from_a_parent_chart_are_accepted(helm: Path) -> None:
