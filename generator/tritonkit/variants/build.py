@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +41,15 @@ from tritonkit.variants.accuracy import (
     read_eval_set,
     score,
 )
+from tritonkit.variants.fusion import Build, fuse, to_fp16
 from tritonkit.variants.quantize import (
     Feeds,
     layernorm_fed,
     quantize_dynamic_int8,
     quantize_static_int8,
     smooth,
-    split_skip_layernorm,
 )
 
-FUSED_OPS = ("EmbedLayerNormalization", "Attention", "SkipLayerNormalization", "BiasGelu")
 _VERSIONED = ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime")
 
 Progress = Callable[[str], None]
@@ -83,17 +82,6 @@ class Variant:
         return str(self.record["device"])
 
 
-@dataclass
-class _Build:
-    """A variant under construction in a temporary folder."""
-
-    name: str
-    path: Path
-    steps: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-
 def _versions() -> dict[str, str]:
     return package_versions(_VERSIONED)
 
@@ -107,70 +95,6 @@ def _encode(info: ModelInfo, texts: Sequence[str], max_length: int) -> list[Feed
     ]
 
 
-def _optimize(source: Path, device: str) -> tuple[Any, _Build]:
-    """ONNX Runtime's transformer optimizer (Python fusions only, so the graph stays portable)."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    build = _Build("fp32-fused", source)
-    try:
-        optimized = optimize_model(
-            str(source),
-            model_type="bert",
-            num_heads=0,
-            hidden_size=0,
-            opt_level=0,
-            use_gpu=device == "gpu",
-        )
-    except Exception as e:  # the optimizer raises anything on graphs it does not understand
-        detail = str(e).splitlines()[0][:160] if str(e) else ""
-        raise OptimizeError(
-            f"{source}: ONNX Runtime's transformer optimizer failed ({type(e).__name__}: "
-            f"{detail}): deploy --variant fp32, or leave the fused variants out of --variants"
-        ) from e
-    stats = optimized.get_fused_operator_statistics()
-    counts = {op: int(stats.get(op, 0)) for op in FUSED_OPS}
-    if not any(counts.values()):
-        raise OptimizeError(
-            f"{source}: ONNX Runtime's transformer optimizer fused nothing in this graph "
-            "(no Attention, LayerNorm or Gelu pattern): deploy --variant fp32, or leave the "
-            "fused variants out of --variants"
-        )
-    build.details["fused_operators"] = counts
-    build.steps.append("onnxruntime.transformers optimizer (model_type bert, opt_level 0)")
-    if counts["Attention"] == 0:
-        build.warnings.append(
-            "Attention did not fuse: the graph keeps MatMul/Softmax attention (exports made "
-            "with SDPA or dynamo do not fuse; tritonkit exports with eager attention)"
-        )
-    return optimized, build
-
-
-def fuse(source: Path, target: Path, device: str) -> _Build:
-    """The fp32-fused variant; on CPU its SkipLayerNormalization nodes are split."""
-    optimized, build = _optimize(source, device)
-    if device == "cpu":
-        split = split_skip_layernorm(optimized.model)
-        if split:
-            build.steps.append(
-                f"{split} SkipLayerNormalization -> Sum + LayerNormalization "
-                "(ONNX Runtime's CPU SkipLayerNormalization kernel is ~6x slower)"
-            )
-    optimized.save_model_to_file(str(target))
-    build.path = target
-    return build
-
-
-def to_fp16(source: Path, target: Path) -> _Build:
-    """GPU fusions, then float16 everywhere except the I/O and tritonkit's post-processing."""
-    optimized, build = _optimize(source, "gpu")
-    post = [n.name for n in optimized.model.graph.node if n.name.startswith("tritonkit_post/")]
-    optimized.convert_float_to_float16(keep_io_types=True, node_block_list=post)
-    optimized.save_model_to_file(str(target))
-    build.name, build.path = "fp16", target
-    build.steps.append("convert_float_to_float16(keep_io_types=True), post-processing kept fp32")
-    return build
-
-
 def _int8(
     name: str,
     fused: Path,
@@ -178,10 +102,10 @@ def _int8(
     options: OptimizeSpec,
     calibration: list[Feeds],
     cpu: CpuInfo,
-) -> _Build:
+) -> Build:
     preset = quant_preset(options.quantization_preset, cpu)
     reduce_range = preset.reduce_range if options.reduce_range is None else options.reduce_range
-    build = _Build(name, target)
+    build = Build(name, target)
     build.details["preset"] = {
         "name": preset.name,
         "weights": "int8, per channel",
@@ -220,7 +144,7 @@ def _int8(
 
 
 def _record(
-    build: _Build,
+    build: Build,
     info: ModelInfo,
     options: OptimizeSpec,
     device: str,
@@ -327,13 +251,13 @@ def _build_all(
     cpu: CpuInfo,
     work: Path,
     progress: Progress,
-) -> dict[str, tuple[_Build, float]]:
+) -> dict[str, tuple[Build, float]]:
     """Every variant's model under `work`, with its build time: fp32 first, then the fused
     graph the others start from."""
     progress("exporting fp32 (optimum-onnx, parity vs PyTorch)")
     started = time.perf_counter()
     export = export_model(info.model_dir, info.task, work / "fp32", atol=1e-4)
-    fp32 = _Build(
+    fp32 = Build(
         "fp32",
         export.onnx_path,
         [f"optimum-onnx export, opset {export.opset}, post-processing in the graph"],
