@@ -8,10 +8,9 @@ from typing import Any
 import click
 
 from tritonkit.cli.common import PATH, SPEC_OPTION, console, offline
-from tritonkit.cli.options import add_flags, overrides, spec_flags
+from tritonkit.cli.options import add_flags, overrides, select, spec_flags
 from tritonkit.errors import RepositoryError
 from tritonkit.spec import DeploymentSpec
-from tritonkit.tasks import DEFAULT_TASK, TASKS
 
 # Every key of the deployment and of the stages `generate` runs; the serving sections belong
 # to serve/check/loadtest/tune, and optimize.max_length is set from max_sequence_length.
@@ -22,31 +21,42 @@ GENERATE_FLAGS = spec_flags(
 )
 
 
+EXPORT_FLAGS = select(spec_flags(DeploymentSpec, sections=("export",)), "task", "export.opset",
+                      "export.atol")  # fmt: skip
+
+
 @click.command()
-@click.argument("model_dir", type=PATH)
-@click.option("--task", type=click.Choice(TASKS), default=DEFAULT_TASK, show_default=True)
+@click.argument("model_dir", type=PATH, required=False)
 @click.option("-o", "--output", type=PATH, required=True, help="Folder for model.onnx.")
-@click.option("--opset", type=int, default=None, help="ONNX opset (default: the exporter's).")
-@click.option("--atol", type=float, default=1e-4, show_default=True, help="Parity tolerance.")
-def export(model_dir: Path, task: str, output: Path, opset: int | None, atol: float) -> None:
+@SPEC_OPTION
+@add_flags(EXPORT_FLAGS)
+def export(model_dir: Path | None, output: Path, spec_file: Path | None, **values: Any) -> None:
     """Export a local Hugging Face model folder to ONNX and check it against PyTorch.
 
     The task's post-processing is part of the graph: mean pooling + L2 normalisation for
     feature-extraction, softmax for text-classification, argmax + score for
-    token-classification. Batch and sequence axes are dynamic.
+    token-classification. Batch and sequence axes are dynamic. MODEL_DIR defaults to the
+    spec's model.
 
     \b
         tritonkit export ./all-MiniLM-L6-v2 --task feature-extraction -o ./onnx
+        tritonkit export --spec tritonkit.yaml -o ./onnx
     """
     from tritonkit.pipeline.export import export_to
+    from tritonkit.spec import build_spec
 
     offline()
-    with console.status(f"exporting {model_dir} ({task})"):
-        result = export_to(model_dir, task, output, opset=opset, atol=atol)
+    if model_dir is None and spec_file is None:
+        raise click.UsageError("give MODEL_DIR or --spec FILE")
+    given = overrides(EXPORT_FLAGS, values) | ({"model": model_dir} if model_dir else {})
+    spec = build_spec(spec_file, given)
+    with console.status(f"exporting {spec.model} ({spec.task})"):
+        result = export_to(spec.model, spec.task, output, opset=spec.export.opset,
+                           atol=spec.export.atol)  # fmt: skip
     console.print(
         f"[green]exported[/] {result.onnx_path} (opset {result.opset}, outputs "
         f"{', '.join(result.output_names)}) in {result.seconds:.1f}s; "
-        f"max |ONNX Runtime - PyTorch| = {result.max_abs_diff:.2e} (atol {atol:g})"
+        f"max |ONNX Runtime - PyTorch| = {result.max_abs_diff:.2e} (atol {spec.export.atol:g})"
     )
 
 
