@@ -1,6 +1,9 @@
 """The tokenizer Triton model, outside Triton (its pb_utils import is guarded)."""
 
+import json
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +13,9 @@ from tritonkit.runtime.tokenizer import (
     TextEncoder,
     TokenizerError,
     TokenizerParams,
+    encode_requests,
     encoder_from_config,
+    error_message,
 )
 
 
@@ -107,3 +112,133 @@ def test_parameters_round_trip() -> None:
     params = TokenizerParams(64, 1, True, True, 8, (32, 16))
     assert params.buckets == (16, 32)
     assert TokenizerParams.from_parameters(params.to_parameters()) == params
+
+
+TEXTS = [
+    "hello",
+    "a much longer sentence than the first one, with punctuation!",
+    "",
+    "東京は日本の首都です。",
+    "word " * 40,
+    "Emoji work too 🚀🔥",
+]
+
+
+def _request(*texts: str | bytes) -> np.ndarray:
+    items = [t.encode() if isinstance(t, str) else t for t in texts]
+    return np.array(items, dtype=np.object_).reshape(-1, 1)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        TokenizerParams(max_length=16),
+        TokenizerParams(max_length=32, emit_token_type_ids=True, emit_offsets=True),
+        TokenizerParams(max_length=64, pad_to_multiple_of=8),
+        TokenizerParams(max_length=32, buckets=(4, 12)),
+    ],
+)
+def test_a_batch_equals_each_request_alone(minilm_dir: Path, params: TokenizerParams) -> None:
+    """One encode call for every request of a batch, cut back per request: the same tensors,
+    shapes and dtypes as tokenizing each request on its own."""
+    encoder = TextEncoder(str(minilm_dir / "tokenizer.json"), params)
+    requests = [
+        _request(TEXTS[0]),
+        _request(TEXTS[1], TEXTS[2]),
+        _request(TEXTS[3]),
+        _request(TEXTS[4], TEXTS[0], TEXTS[5]),
+        _request(TEXTS[2]),
+    ]
+    batched = encode_requests(encoder, requests)
+    assert len(batched) == len(requests)
+    for raw, got in zip(requests, batched, strict=True):
+        alone = encoder.encode(encoder.decode_texts(raw))
+        assert isinstance(got, dict)
+        assert set(got) == set(alone)
+        for name, array in alone.items():
+            assert got[name].dtype == array.dtype
+            assert got[name].shape == array.shape, name
+            assert np.array_equal(got[name], array), name
+            assert got[name].flags["C_CONTIGUOUS"]
+
+
+def test_a_bad_request_fails_alone(encoder: TextEncoder) -> None:
+    requests: list[np.ndarray | None] = [
+        _request("first"),
+        _request("ok", b"\xff\xfe bad"),
+        np.zeros((0, 1), dtype=np.object_),
+        None,
+        _request("last one, longer than the first"),
+    ]
+    results = encode_requests(encoder, requests)
+    assert [error_message(r) for r in results if isinstance(r, Exception)] == [
+        "TEXT[1] is not valid UTF-8 (byte 0): send UTF-8 encoded text",
+        "TEXT is empty: send at least one text (shape [N, 1], N >= 1)",
+        "input TEXT is missing: send a TYPE_STRING tensor named TEXT",
+    ]
+    for index in (0, 4):
+        good = results[index]
+        assert isinstance(good, dict)
+        alone = encoder.encode(encoder.decode_texts(requests[index]))  # type: ignore[arg-type]
+        assert np.array_equal(good["input_ids"], alone["input_ids"])
+
+
+class _BreaksOnOneText(TextEncoder):
+    """An encoder whose tokenization fails for one text, as a bug in a tokenizer might."""
+
+    def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
+        if "poison" in texts:
+            raise RuntimeError("cannot tokenize poison")
+        return super().encode(texts)
+
+
+def test_a_failure_inside_the_batch_call_fails_only_its_request(minilm_dir: Path) -> None:
+    encoder = _BreaksOnOneText(str(minilm_dir / "tokenizer.json"), TokenizerParams(16))
+    results = encode_requests(encoder, [_request("fine"), _request("poison"), _request("ok")])
+    assert isinstance(results[0], dict) and isinstance(results[2], dict)
+    assert isinstance(results[1], RuntimeError)
+    assert error_message(results[1]) == "tokenizer failed: RuntimeError: cannot tokenize poison"
+    assert results[0]["input_ids"].tolist() == encoder.encode(["fine"])["input_ids"].tolist()
+
+
+def test_execute_answers_every_request_in_order(
+    minilm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Triton entry point over a stand-in for triton_python_backend_utils."""
+    from tritonkit.runtime import tokenizer as module
+
+    class Response:
+        def __init__(self, output_tensors: list[Any] | None = None, error: Any = None) -> None:
+            self.tensors, self.error = output_tensors, error
+
+    fake = SimpleNamespace(
+        Tensor=lambda name, array: (name, array),
+        TritonError=str,
+        InferenceResponse=Response,
+        get_input_tensor_by_name=lambda request, name: request.get(name),
+    )
+    monkeypatch.setattr(module, "pb_utils", fake)
+    model = module.TritonPythonModel()
+    config = {
+        "parameters": {"max_length": {"string_value": "16"}},
+        "output": [{"name": "input_ids"}, {"name": "attention_mask"}],
+    }
+    version = minilm_dir.name
+    model.initialize(
+        {
+            "model_config": json.dumps(config),
+            "model_repository": str(minilm_dir.parent),
+            "model_version": version,
+        }
+    )
+    text = SimpleNamespace(as_numpy=lambda: _request("hello world"))
+    bad = SimpleNamespace(as_numpy=lambda: _request(b"\xff"))
+    responses = model.execute([{"TEXT": text}, {"TEXT": bad}, {}])
+    assert [r.error for r in responses] == [
+        None,
+        "TEXT[0] is not valid UTF-8 (byte 0): send UTF-8 encoded text",
+        "input TEXT is missing: send a TYPE_STRING tensor named TEXT",
+    ]
+    names = [name for name, _ in responses[0].tensors]
+    assert names == ["input_ids", "attention_mask"]
+    assert responses[0].tensors[0][1].tolist() == [[101, 7592, 2088, 102]]

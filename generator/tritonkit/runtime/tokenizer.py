@@ -16,15 +16,17 @@ Config parameters (string values):
                         length share a shape and Triton's dynamic batcher can merge them
 
 Without buckets each request is padded to its own longest text (rounded as above), so no
-request pays for another's length. A bad request (invalid UTF-8, empty batch) gets a Triton
-error response; the other requests of the same execute() call are served.
+request pays for another's length. Every request of an execute() call (a dynamic batch) is
+tokenized in one `encode_batch` call and cut back into per-request tensors that equal what the
+request alone would get (`encode_requests`). A bad request (invalid UTF-8, empty batch) gets a
+Triton error response; the other requests of the same execute() call are served.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,6 +188,69 @@ def encoder_from_config(model_config: dict[str, Any], version_dir: str) -> TextE
     )
 
 
+def _rows(
+    batch: Mapping[str, np.ndarray], rows: slice, params: TokenizerParams
+) -> dict[str, np.ndarray]:
+    """One request's rows of a batch encoding, cut to the width the request alone pads to.
+
+    The batch is padded to `padded_length` of its longest text; a request's own width,
+    `padded_length` of its longest text, is never larger (the rule is monotonic), and the
+    columns past a row's tokens hold only padding, so the cut equals the request's own encoding.
+    """
+    width = params.padded_length(int(batch["attention_mask"][rows].sum(axis=1).max()))
+    return {name: np.ascontiguousarray(array[rows, :width]) for name, array in batch.items()}
+
+
+Encoded = dict[str, np.ndarray] | Exception
+
+
+def _alone(encoder: TextEncoder, texts: list[str]) -> Encoded:
+    try:
+        return encoder.encode(texts)
+    except Exception as e:  # this request's failure is its own
+        return e
+
+
+def encode_requests(encoder: TextEncoder, inputs: Sequence[np.ndarray | None]) -> list[Encoded]:
+    """Each request's tensors, tokenized for the whole batch in one `encoder.encode` call.
+
+    `inputs` holds each request's TEXT array (None: the input is missing). A request that cannot
+    be decoded gets its TokenizerError and the others are served; if the batch call itself
+    fails, each request is encoded alone so that only the one that fails gets the error.
+    """
+    results: dict[int, Encoded] = {}
+    decoded: list[tuple[int, list[str]]] = []
+    for index, raw in enumerate(inputs):
+        try:
+            if raw is None:
+                raise TokenizerError("input TEXT is missing: send a TYPE_STRING tensor named TEXT")
+            decoded.append((index, encoder.decode_texts(raw)))
+        except TokenizerError as e:
+            results[index] = e
+    if len(decoded) == 1:
+        index, texts = decoded[0]
+        results[index] = _alone(encoder, texts)
+    elif decoded:
+        try:
+            batch = encoder.encode([text for _, texts in decoded for text in texts])
+        except Exception:
+            for index, texts in decoded:
+                results[index] = _alone(encoder, texts)
+        else:
+            start = 0
+            for index, texts in decoded:
+                results[index] = _rows(batch, slice(start, start + len(texts)), encoder.params)
+                start += len(texts)
+    return [results[index] for index in range(len(inputs))]
+
+
+def error_message(error: Exception) -> str:
+    """What the client reads: a TokenizerError as it is, anything else named as a failure."""
+    if isinstance(error, TokenizerError):
+        return str(error)
+    return f"tokenizer failed: {type(error).__name__}: {error}"
+
+
 class TritonPythonModel:
     """Triton entry point."""
 
@@ -195,26 +260,18 @@ class TritonPythonModel:
         self.encoder = encoder_from_config(config, version_dir)
         self.output_names = [output["name"] for output in config["output"]]
 
-    def _respond(self, request: Any) -> Any:
-        text = pb_utils.get_input_tensor_by_name(request, "TEXT")
-        if text is None:
-            raise TokenizerError("input TEXT is missing: send a TYPE_STRING tensor named TEXT")
-        texts = self.encoder.decode_texts(text.as_numpy())
-        encoded = self.encoder.encode(texts)
-        tensors = [pb_utils.Tensor(name, encoded[name]) for name in self.output_names]
+    def _response(self, result: Encoded) -> Any:
+        if isinstance(result, Exception):
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(error_message(result)))
+        tensors = [pb_utils.Tensor(name, result[name]) for name in self.output_names]
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        responses = []
+        inputs = []
         for request in requests:
-            try:
-                responses.append(self._respond(request))
-            except TokenizerError as e:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e))))
-            except Exception as e:  # keep serving: one bad request never takes the model down
-                message = f"tokenizer failed: {type(e).__name__}: {e}"
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(message)))
-        return responses
+            text = pb_utils.get_input_tensor_by_name(request, "TEXT")
+            inputs.append(None if text is None else text.as_numpy())
+        return [self._response(result) for result in encode_requests(self.encoder, inputs)]
 
     def finalize(self) -> None:
         self.encoder = None  # type: ignore[assignment]
