@@ -49,6 +49,7 @@ def cls_repo(tmp_path: Path, tiny_model_dirs: dict[str, Path]) -> Path:
             "task": "text-classification",
             "name": "cls",
             "output": tmp_path / "repo",
+            "target": {"cpus": 2},  # the same layout on every test machine
         },
     )
     return generate(spec).output

@@ -106,7 +106,7 @@ def test_stops_at_the_budget() -> None:
 def test_read_apply_write_round_trip(cls_repo: Path) -> None:
     plan = plan_from_repository(cls_repo, "cls")
     default = read_settings(plan)
-    assert default == Settings(1, 0, 1, True, 32, 500, ())
+    assert default == Settings(2, 1, 1, True, 32, 500, ())  # the defaults for 2 target cores
     tuned = Settings(2, 1, 2, True, 16, 1000, (8, 16, 64))
     write_settings(cls_repo, plan, tuned)
     assert validate_repository(cls_repo) == []

@@ -16,7 +16,15 @@ from tritonkit.spec import DeploymentSpec
 # to serve/check/loadtest/tune, and optimize.max_length is set from max_sequence_length.
 GENERATE_FLAGS = spec_flags(
     DeploymentSpec,
-    sections=("dynamic_batching", "instances", "export", "optimize", "tokenizer", "tensorrt"),
+    sections=(
+        "dynamic_batching",
+        "target",
+        "instances",
+        "export",
+        "optimize",
+        "tokenizer",
+        "tensorrt",
+    ),
     exclude=("optimize.max_length",),
 )
 

@@ -15,7 +15,7 @@ import types
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import click
 from pydantic import BaseModel
@@ -65,7 +65,35 @@ def _strip_optional(annotation: Any) -> Any:
     return annotation
 
 
+class WordOrInt(click.ParamType[Any, Any]):
+    """A value that is one of a few words (e.g. `auto`) or an integer."""
+
+    name = "integer"
+
+    def __init__(self, words: tuple[str, ...]) -> None:
+        self.words = words
+        self.name = f"{'|'.join(words)}|N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) or value in self.words:
+            return value
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not {', '.join(self.words)} or an integer", param, ctx)
+
+
+def _plain(item: Any) -> Any:
+    """`Annotated[int, ...]` as `int`."""
+    return get_args(item)[0] if get_origin(item) is Annotated else item
+
+
 def _click_type(item: Any) -> Any:
+    if get_origin(item) in (Union, types.UnionType):
+        members = [_plain(a) for a in get_args(item)]
+        words = tuple(str(w) for m in members if get_origin(m) is Literal for w in get_args(m))
+        if words and set(members) - {m for m in members if get_origin(m) is Literal} == {int}:
+            return WordOrInt(words)
     if get_origin(item) is Literal:
         return click.Choice([str(a) for a in get_args(item)])
     if item is Path:

@@ -19,10 +19,11 @@ from tritonkit.model.onnx_io import onnx_io
 from tritonkit.pipeline.model_source import check_given_onnx, tensorrt_source
 from tritonkit.repository.buckets import corpus_buckets
 from tritonkit.repository.docs import documents
+from tritonkit.repository.layout import ServingLayout, resolve_layout
 from tritonkit.repository.plan import ModelSource, OnnxModel, RepositoryPlan, plan_repository
 from tritonkit.repository.writer import check_output, staging_dir, write_repository
 from tritonkit.runtime.tokenizer import TokenizerParams
-from tritonkit.spec import TRT_VARIANTS, DeploymentSpec
+from tritonkit.spec import TRT_VARIANTS, DeploymentSpec, bucket_count
 
 Progress = Callable[[str], None]
 
@@ -35,6 +36,7 @@ class GenerateResult:
     export_max_diff: float | None
     timings: dict[str, float] = field(default_factory=dict)
     variant: dict[str, Any] | None = None  # the deployed variant's record (not for fp32)
+    layout: ServingLayout | None = None
 
 
 def load_tokenizer_file(path: Path) -> Tokenizer:
@@ -82,11 +84,10 @@ def resolve_buckets(spec: DeploymentSpec, tokenizer_file: Path, max_length: int)
     """The tokenizer's length buckets: as given, or derived from a corpus (least padding)."""
     if spec.tokenizer.buckets:
         return tuple(min(b, max_length) for b in spec.tokenizer.buckets)
-    if spec.tokenizer.bucket_count == 0:
+    count = bucket_count(spec.tokenizer, spec.device)
+    if count == 0:
         return ()
-    return corpus_buckets(
-        tokenizer_file, spec.tokenizer.bucket_corpus, spec.tokenizer.bucket_count, max_length
-    )
+    return corpus_buckets(tokenizer_file, spec.tokenizer.bucket_corpus, count, max_length)
 
 
 def _model_source(
@@ -145,11 +146,16 @@ def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> Gener
         if spec.variant in TRT_VARIANTS:
             progress(f"building the TensorRT plan ({spec.variant})")
             model_source = tensorrt_source(spec, source.onnx, params, work)
-        plan = plan_repository(spec, model_source, tokenizer_file, info.labels, params)
-        record |= {"max_length": max_length, "buckets": list(params.buckets)}
+        layout = resolve_layout(spec)
+        plan = plan_repository(spec, model_source, tokenizer_file, info.labels, params, layout)
+        record |= {
+            "max_length": max_length,
+            "buckets": list(params.buckets),
+            "layout": layout.as_record(),
+        }
         plan = plan.with_files(*documents(plan, spec, info.labels, record))
         write_repository(plan, output, force=spec.force, protected=protected)
         timings["repository"] = time.perf_counter() - start
     return GenerateResult(
-        output, plan, max_length, record["export_max_abs_diff"], timings, record["variant"]
+        output, plan, max_length, record["export_max_abs_diff"], timings, record["variant"], layout
     )

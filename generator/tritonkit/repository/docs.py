@@ -52,6 +52,8 @@ def documents(
         versions=found,
         variant=record.get("variant"),
         tolerances=PRECISION_TOLERANCES,
+        layout=record.get("layout"),
+        buckets=plan.deployment.tokenizer.buckets,
     )
     dockerfile = env.get_template("Dockerfile.j2").render(
         **common, triton_version_hint="2.51.0 = NGC 24.10", tokenizers_version=found["tokenizers"]

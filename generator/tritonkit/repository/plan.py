@@ -16,15 +16,11 @@ from pathlib import Path
 
 from tritonkit.errors import RepositoryError
 from tritonkit.model.onnx_io import onnx_io
-from tritonkit.repository.backends.onnx import (
-    LABELS_FILE,
-    check_graph,
-    dynamic_batching,
-    onnx_model_plan,
-)
+from tritonkit.repository.backends.onnx import LABELS_FILE, check_graph, onnx_model_plan
 from tritonkit.repository.backends.tensorrt import plan_tensorrt_model
-from tritonkit.repository.backends.tokenizer import TEXT, tokenizer_model_plan
+from tritonkit.repository.backends.tokenizer import TEXT, tokenizer_batching, tokenizer_model_plan
 from tritonkit.repository.contract import Deployment, ModelKind
+from tritonkit.repository.layout import ServingLayout
 from tritonkit.repository.pbtxt import EnsemblePlan, EnsembleStep, ModelPlan, Tensor, read_plan
 from tritonkit.runtime.tokenizer import TokenizerParams
 from tritonkit.spec import DeploymentSpec
@@ -95,13 +91,14 @@ def plan_repository(
     tokenizer_file: Path,
     labels: tuple[str, ...],
     tokenizer: TokenizerParams,
+    layout: ServingLayout,
 ) -> RepositoryPlan:
     """Decide every model, tensor and file of the repository (nothing is written here)."""
     inputs, outputs = onnx_io(source.onnx)
     check_graph(str(source.onnx), inputs, outputs)
     kind: ModelKind = "tensorrt" if isinstance(source, TensorRTModel) else "onnx"
     deployment = Deployment.planned(spec.name, kind, spec.task, tokenizer)
-    model = onnx_model_plan(spec, deployment.model, inputs, outputs, tokenizer.max_length)
+    model = onnx_model_plan(spec, deployment.model, inputs, outputs, tokenizer.max_length, layout)
     files = [
         FileEntry(f"{deployment.tokenizer_model}/1/model.py", triton_model_source("tokenizer")),
         FileEntry(f"{deployment.tokenizer_model}/1/tokenizer.json", tokenizer_file),
@@ -131,8 +128,8 @@ def plan_repository(
         token_inputs,
         tokenizer,
         max_batch_size=spec.max_batch_size,
-        instance_count=spec.instances.tokenizer,
-        dynamic_batching=dynamic_batching(spec),
+        instance_count=layout.tokenizer_instances,
+        dynamic_batching=tokenizer_batching(spec),
     )
     if labels:
         text = "".join(f"{label}\n" for label in labels)

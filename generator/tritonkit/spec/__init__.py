@@ -21,8 +21,10 @@ from tritonkit.spec.sections import (
     ExportSpec,
     InstancesSpec,
     OptimizeSpec,
+    TargetSpec,
     TensorRTSpec,
     TokenizerSpec,
+    bucket_count,
 )
 from tritonkit.spec.serving import (
     DEFAULT_NAME,
@@ -48,9 +50,11 @@ __all__ = [
     "LoadtestSpec",
     "OptimizeSpec",
     "ServeSpec",
+    "TargetSpec",
     "TensorRTSpec",
     "TokenizerSpec",
     "TuneSpec",
+    "bucket_count",
     "build_section",
     "build_spec",
     "read_spec_file",

@@ -17,6 +17,7 @@ from tritonkit.spec.sections import (
     ExportSpec,
     InstancesSpec,
     OptimizeSpec,
+    TargetSpec,
     TensorRTSpec,
     TokenizerSpec,
 )
@@ -57,6 +58,7 @@ class DeploymentSpec(Section):
     dynamic_batching: DynamicBatchingSpec = DynamicBatchingSpec()
     instances: InstancesSpec = InstancesSpec()
     device: Device = option("cpu", "Instance kind of the target.", flag="--device")
+    target: TargetSpec = TargetSpec()
     triton_image: str = option(
         DEFAULT_TRITON_IMAGE, "Triton image for the generated Dockerfile.", flag="--triton-image"
     )

@@ -3,10 +3,11 @@ takes the section as it is, and the CLI derives its flags from it (`spec.fields.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import field_validator
+from pydantic import PlainValidator, field_validator
 
 from tritonkit.spec.fields import Section, option
 from tritonkit.tasks import Precision
@@ -55,6 +56,10 @@ class DynamicBatchingSpec(Section):
     preferred_batch_sizes: tuple[int, ...] = option(
         (), "Preferred batch size (repeatable).", flag="--preferred-batch-size"
     )
+    tokenizer_max_queue_delay_us: int = option(
+        0, "The tokenizer's batcher delay (microseconds); it batches whatever is queued anyway.",
+        flag="--tokenizer-max-queue-delay-us", ge=0, le=10_000_000,
+    )  # fmt: skip
 
     @field_validator("preferred_batch_sizes")
     @classmethod
@@ -62,11 +67,55 @@ class DynamicBatchingSpec(Section):
         return _positive_sorted(value, "batch sizes")
 
 
-class InstancesSpec(Section):
-    """How many copies of each model Triton runs (instance_group count)."""
+def _auto_or(low: int, high: int) -> Callable[[Any], Literal["auto"] | int]:
+    """A validator for `auto` or an integer in low..high, with one message for both."""
 
-    model: int = option(1, "Model instances.", flag="--instances", ge=1, le=64)
-    tokenizer: int = option(1, "Tokenizer instances.", flag="--tokenizer-instances", ge=1, le=64)
+    def check(value: Any) -> Literal["auto"] | int:
+        if value == "auto":
+            return "auto"
+        number = value if isinstance(value, int) and not isinstance(value, bool) else None
+        if isinstance(value, str) and value.strip().isdigit():
+            number = int(value)
+        if number is None or not low <= number <= high:
+            raise ValueError(
+                f"'{value}' is not valid: give auto or an integer from {low} to {high}"
+            )
+        return number
+
+    return check
+
+
+AutoCount = Annotated[Literal["auto"] | int, PlainValidator(_auto_or(1, 64))]
+AutoThreads = Annotated[Literal["auto"] | int, PlainValidator(_auto_or(0, 1024))]
+AutoBuckets = Annotated[Literal["auto"] | int, PlainValidator(_auto_or(0, 32))]
+
+
+class TargetSpec(Section):
+    """The machine the deployment will run on: `auto` instances and threads follow it."""
+
+    cpus: int | None = option(
+        None, "CPU cores of the target (a pod: its CPU request) [default: this machine's usable "
+        "CPUs].", flag="--target-cpus", ge=1, le=1024,
+    )  # fmt: skip
+
+
+class InstancesSpec(Section):
+    """How many copies of each model Triton runs (instance_group count) and the ONNX Runtime
+    threads of each; `auto` derives them from the target (`repository.layout`)."""
+
+    model: AutoCount = option(
+        "auto", "Model instances; auto: one per target core (CPU), one per GPU (GPU).",
+        flag="--instances",
+    )  # fmt: skip
+    tokenizer: AutoCount = option(
+        "auto", "Tokenizer instances; auto: from the target's cores.",
+        flag="--tokenizer-instances",
+    )  # fmt: skip
+    threads: AutoThreads = option(
+        "auto", "ONNX Runtime intra-op threads per model instance (0: ONNX Runtime's own "
+        "default); auto: target cores / model instances (CPU), 1 (GPU).",
+        flag="--intra-op-threads",
+    )  # fmt: skip
 
 
 class ExportSpec(Section):
@@ -135,13 +184,16 @@ class TokenizerSpec(Section):
     `buckets` lists them outright; otherwise `bucket_count` > 0 derives that many from the
     token lengths of `bucket_corpus` (default: the corpus shipped with tritonkit), choosing
     the set with the least padding. 0 and no buckets pads each request to its own length.
+    `auto` is 0 on CPU and `GPU_BUCKET_COUNT` on GPU (the measurements and the reasoning are in
+    the README, "Buckets where they pay").
     """
 
     buckets: tuple[int, ...] = option((), "Tokenizer length bucket (repeatable).",
                                       flag="--buckets")  # fmt: skip
-    bucket_count: int = option(
-        0, "Derive this many buckets from --bucket-corpus.", flag="--bucket-count", ge=0, le=32
-    )
+    bucket_count: AutoBuckets = option(
+        "auto", "Derive this many buckets from --bucket-corpus (0: none); auto: 4 on GPU, "
+        "none on CPU.", flag="--bucket-count",
+    )  # fmt: skip
     bucket_corpus: Path | None = option(
         None, "Texts for --bucket-count [default: the shipped corpus].", flag="--bucket-corpus"
     )
@@ -150,6 +202,18 @@ class TokenizerSpec(Section):
     @classmethod
     def _sorted_positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         return _positive_sorted(value, "buckets")
+
+
+# GPU deployments pad to corpus-derived buckets by default, CPU ones to each request's longest
+# text: README "Buckets where they pay".
+GPU_BUCKET_COUNT = 4
+
+
+def bucket_count(section: TokenizerSpec, device: str) -> int:
+    """The number of buckets to derive: `auto` resolved for the device."""
+    if section.bucket_count == "auto":
+        return GPU_BUCKET_COUNT if device == "gpu" else 0
+    return section.bucket_count
 
 
 class TensorRTSpec(Section):

@@ -21,6 +21,7 @@ from pathlib import Path
 from google.protobuf import json_format
 
 from tritonkit.errors import TritonkitError
+from tritonkit.repository.backends.onnx import THREADS
 from tritonkit.repository.buckets import optimal_buckets, padding_stats, token_lengths
 from tritonkit.repository.contract import RECORD_FILE, Deployment, ModelKind
 from tritonkit.repository.pbtxt import (
@@ -38,7 +39,6 @@ MIN_GAIN = 0.03  # the best must beat the default by 3 % in the confirmation rou
 BUCKET_COUNTS = (3, 4, 6)
 QUEUE_DELAYS_US = (0, 200, 1000, 3000)
 MAX_BATCH_SIZES = (8, 16, 32)
-THREADS = "intra_op_thread_count"  # the ONNX Runtime backend's parameter
 
 
 class TuneError(TritonkitError):
@@ -54,6 +54,7 @@ class Settings:
     max_batch_size: int
     max_queue_delay_us: int
     buckets: tuple[int, ...]  # () pads each request to its own length
+    tokenizer_queue_delay_us: int = 0  # the tokenizer's own batcher delay (not swept)
 
     def describe(self) -> str:
         batching = (
@@ -106,6 +107,7 @@ def read_settings(plan: RepositoryPlan) -> Settings:
     model = plan.model(deployment.model)
     tokenizer = plan.model(deployment.tokenizer_model)
     batching = model.dynamic_batching
+    tokenizer_batching = tokenizer.dynamic_batching
     return Settings(
         model_instances=model.instance_count,
         threads=int(model.parameters.get(THREADS, "0") or "0"),
@@ -114,6 +116,7 @@ def read_settings(plan: RepositoryPlan) -> Settings:
         max_batch_size=model.max_batch_size,
         max_queue_delay_us=batching.max_queue_delay_us if batching else 500,
         buckets=deployment.tokenizer.buckets,
+        tokenizer_queue_delay_us=tokenizer_batching.max_queue_delay_us if tokenizer_batching else 0,
     )
 
 
@@ -121,6 +124,9 @@ def apply_settings(plan: RepositoryPlan, settings: Settings) -> RepositoryPlan:
     """The plan with `settings`: the ensemble, the tokenizer and the model change together."""
     deployment = plan.deployment
     batching = DynamicBatching(settings.max_queue_delay_us) if settings.batching else None
+    tokenizer_batching = (
+        DynamicBatching(settings.tokenizer_queue_delay_us) if settings.batching else None
+    )
     model = plan.model(deployment.model)
     parameters = {k: v for k, v in model.parameters.items() if k != THREADS}
     if settings.threads:
@@ -131,7 +137,7 @@ def apply_settings(plan: RepositoryPlan, settings: Settings) -> RepositoryPlan:
         replace(model, instance_count=settings.model_instances, parameters=parameters,
                 dynamic_batching=batching, max_batch_size=settings.max_batch_size),
         replace(tokenizer, instance_count=settings.tokenizer_instances,
-                parameters=params.to_parameters(), dynamic_batching=batching,
+                parameters=params.to_parameters(), dynamic_batching=tokenizer_batching,
                 max_batch_size=settings.max_batch_size),
     )  # fmt: skip
     ensemble = replace(plan.ensemble, max_batch_size=settings.max_batch_size)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from tritonkit.errors import RepositoryError
 from tritonkit.model.onnx_io import TOKEN_INPUTS, GraphTensor
+from tritonkit.repository.layout import ServingLayout
 from tritonkit.repository.pbtxt import DynamicBatching, ExecutionAccelerator, ModelPlan, Tensor
 from tritonkit.spec import DeploymentSpec
 from tritonkit.tasks import Precision, get_task
@@ -14,6 +15,7 @@ from tritonkit.tensorrt.profiles import Profile, shapes_spec
 
 _ORT_PRECISION = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}
 LABELS_FILE = "labels.txt"
+THREADS = "intra_op_thread_count"  # the ONNX Runtime backend's parameter (0 or absent: ORT's)
 
 
 def check_graph(where: str, inputs: Sequence[GraphTensor], outputs: Sequence[GraphTensor]) -> None:
@@ -44,12 +46,18 @@ def dynamic_batching(spec: DeploymentSpec) -> DynamicBatching | None:
     return DynamicBatching(section.max_queue_delay_us, section.preferred_batch_sizes)
 
 
+def thread_parameters(threads: int) -> dict[str, str]:
+    """The backend parameter for `threads` intra-op threads; none for ONNX Runtime's default."""
+    return {THREADS: str(threads)} if threads > 0 else {}
+
+
 def onnx_model_plan(
     spec: DeploymentSpec,
     name: str,
     inputs: Sequence[GraphTensor],
     outputs: Sequence[GraphTensor],
     max_length: int,
+    layout: ServingLayout,
 ) -> ModelPlan:
     """The `onnxruntime_onnx` config of the deployment's model."""
     label_output = get_task(spec.task).label_output
@@ -60,9 +68,10 @@ def onnx_model_plan(
         max_batch_size=spec.max_batch_size,
         inputs=tuple(unbatched(t, None) for t in inputs),
         outputs=tuple(unbatched(t, label_output) for t in outputs),
-        instance_count=spec.instances.model,
+        instance_count=layout.model_instances,
         instance_kind="KIND_GPU" if spec.device == "gpu" else "KIND_CPU",
         dynamic_batching=dynamic_batching(spec),
+        parameters=thread_parameters(layout.threads),
         gpu_accelerators=_accelerators(spec, [t.name for t in inputs], max_length),
     )
 

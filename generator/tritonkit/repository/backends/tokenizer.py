@@ -6,9 +6,17 @@ from collections.abc import Sequence
 
 from tritonkit.repository.pbtxt import DynamicBatching, ModelPlan, Tensor
 from tritonkit.runtime.tokenizer import TokenizerParams
+from tritonkit.spec import DeploymentSpec
 
 TEXT = Tensor("TEXT", "TYPE_STRING", (1,))
 OFFSETS = "offsets"
+
+
+def tokenizer_batching(spec: DeploymentSpec) -> DynamicBatching | None:
+    """The tokenizer's batcher: on with the model's, with its own (short) queue delay. It
+    tokenizes a whole batch in one call, so it batches whatever queued while it was busy."""
+    section = spec.dynamic_batching
+    return DynamicBatching(section.tokenizer_max_queue_delay_us) if section.enabled else None
 
 
 def tokenizer_model_plan(
@@ -27,7 +35,7 @@ def tokenizer_model_plan(
     return ModelPlan(
         name=name,
         kind="python",
-        description="tokenizer (Python backend: tokenizers + numpy); pads each request",
+        description="tokenizer (Python backend: tokenizers + numpy); batched, pads each request",
         max_batch_size=max_batch_size,
         inputs=(TEXT,),
         outputs=tuple(outputs),
