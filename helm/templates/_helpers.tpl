@@ -173,13 +173,40 @@ finds its folder again. */}}
 /opt/tritonkit/triton-python
 {{- end -}}
 
-{{/* The spec keys the user gave plus what the chart decides, without the output path. */}}
+{{/* The whole cores of tritonserver's CPU request (else its limit; Kubernetes defaults the
+request to the limit), at least 1: "" when neither is set. "1500m" and 1.5 give 1, so that
+one-thread instances never outnumber the cores the pod is guaranteed. */}}
+{{- define "tritonkit.targetCpus" -}}
+{{- $resources := default (dict) .Values.resources -}}
+{{- $cpu := "" -}}
+{{- range $kind := list "limits" "requests" -}}
+{{- $set := index $resources $kind | default (dict) -}}
+{{- if $set.cpu }}{{ $cpu = toString $set.cpu }}{{ end -}}
+{{- end -}}
+{{- if $cpu -}}
+{{- if hasSuffix "m" $cpu -}}
+{{- max 1 (div (atoi (trimSuffix "m" $cpu)) 1000) -}}
+{{- else -}}
+{{- max 1 (int (floor (float64 $cpu))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The spec keys the user gave plus what the chart decides, without the output path. The
+target's cores (which size the instance layout) come from the pod's CPU request unless the spec
+names them: generate may run on another node (the release Job). */}}
 {{- define "tritonkit.specBody" -}}
 {{- $spec := deepCopy .Values.modelRepository.generate.spec -}}
 {{- $_ := set $spec "name" .Values.modelName -}}
 {{- $_ := set $spec "model" .Values.modelSource.path -}}
 {{- $_ := set $spec "device" (ternary "gpu" "cpu" .Values.gpu.enabled) -}}
 {{- $_ := set $spec "triton_image" (include "tritonkit.tritonImage" .) -}}
+{{- $target := default (dict) $spec.target -}}
+{{- $cpus := include "tritonkit.targetCpus" . -}}
+{{- if and (not $target.cpus) $cpus -}}
+{{- $_ := set $target "cpus" (atoi $cpus) -}}
+{{- $_ := set $spec "target" $target -}}
+{{- end -}}
 {{- toYaml $spec -}}
 {{- end -}}
 

@@ -96,11 +96,13 @@ def test_values_from_spec(spec_file: Path) -> None:
                     "max_sequence_length": 128,
                     "max_batch_size": 16,
                     "dynamic_batching": {
-                        "enabled": True,
+                        "enabled": "auto",
                         "max_queue_delay_us": 200,
                         "preferred_batch_sizes": [4, 8],
+                        "tokenizer_max_queue_delay_us": 0,
                     },
-                    "instances": {"model": 2, "tokenizer": 1},
+                    "instances": {"model": 2, "tokenizer": "auto", "threads": "auto"},
+                    "target": {},  # the chart fills in the pod's CPU request
                     "export": {"opset": 17, "atol": 1e-4},
                 }
             },
@@ -147,7 +149,8 @@ def test_the_spec_survives_the_trip_through_the_chart(
     lint(helm, values)
     rendered: DeploymentSpec = _rendered_spec(helm, values, tmp_path, original.model)
     assert rendered.output.parent == Path("/repositories")  # the release's folder on the claim
-    keep = set(DeploymentSpec.model_fields) - {"output", "check", "force"}
+    assert rendered.target.cpus == 2  # the chart's default CPU request of tritonserver
+    keep = set(DeploymentSpec.model_fields) - {"output", "check", "force", "target"}
     assert rendered.model_dump(include=keep) == original.model_dump(include=keep)
     check = template(helm, values).container("check", "Job")["command"]
     assert check[check.index("--max-prob-diff") + 1] == "0.002"
@@ -189,3 +192,36 @@ def test_cli_needs_a_spec() -> None:
     result = CliRunner().invoke(main, ["helm-values"])
     assert result.exit_code == 2
     assert "Missing option '--spec'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("resources", "spec", "cpus"),
+    [
+        ({"requests": {"cpu": "4"}}, {}, 4),
+        ({"requests": {"cpu": "1500m"}}, {}, 1),
+        ({"requests": {"cpu": 3.7}}, {}, 3),
+        ({"requests": {"cpu": "250m"}}, {}, 1),
+        ({"requests": {"cpu": None}, "limits": {"cpu": "6"}}, {}, 6),
+        ({"requests": {"cpu": "4"}}, {"target": {"cpus": 12}}, 12),  # the spec's own wins
+        ({"requests": {"cpu": None}}, {}, None),  # neither: generate uses its node's CPUs
+    ],
+)
+def test_the_layout_follows_the_pods_cpu_request(
+    helm: Path, tmp_path: Path, resources: dict[str, Any], spec: dict[str, Any], cpus: int | None
+) -> None:
+    """The chart passes tritonserver's CPU request (whole cores) to `tritonkit generate` as
+    target.cpus, so the instances fit the pod, not the node the generate Job ran on."""
+    from tritonkit.repository.layout import resolve_layout
+
+    values = {
+        "tritonkitImage": {"repository": "registry.local/tritonkit"},
+        "gpu": {"enabled": False},
+        "resources": resources,
+        "modelRepository": {"generate": {"spec": spec}},
+    }
+    lint(helm, values)
+    rendered = _rendered_spec(helm, values, tmp_path, tmp_path)
+    assert rendered.target.cpus == cpus
+    if cpus is not None:
+        layout = resolve_layout(rendered)
+        assert (layout.model_instances, layout.threads) == (cpus, 1)

@@ -44,6 +44,7 @@ def test_cpu_defaults_follow_the_target_and_are_recorded(cls_model: Path, tmp_pa
     assert [(g.count, g.kind) for g in model.instance_group] == [(3, KIND_CPU)]
     assert model.parameters["intra_op_thread_count"].string_value == "1"
     assert [g.count for g in tokenizer.instance_group] == [1]
+    assert not model.HasField("dynamic_batching")  # CPU, no buckets: shapes rarely match
     assert tokenizer.dynamic_batching.max_queue_delay_microseconds == 0
     assert tokenizer.HasField("dynamic_batching")
     assert tokenizer.parameters["buckets"].string_value == ""
@@ -56,7 +57,7 @@ def test_cpu_defaults_follow_the_target_and_are_recorded(cls_model: Path, tmp_pa
     )
     assert layout["why"]["model_instances"].startswith("auto: one per core of the target (3)")
     readme = (repo / "README.md").read_text()
-    assert "## Instances and threads" in readme
+    assert "## Instances, threads and batching" in readme
     assert "| `cls_onnx` instances | 3 | auto: one per core of the target (3)" in readme
     assert "Padding: each request to its own longest text." in readme
 
@@ -102,7 +103,7 @@ def test_gpu_defaults_one_instance_per_gpu_and_corpus_buckets(
     assert [(g.count, g.kind) for g in model.instance_group] == [(1, KIND_GPU)]
     assert [g.count for g in tokenizer.instance_group] == [3]
     buckets = tokenizer.parameters["buckets"].string_value.split(",")
-    assert len(buckets) == 4 and buckets[-1] == "64"
+    assert len(buckets) == 3 and buckets[-1] == "64"
     none = spec_for(cls_model, output=tmp_path / "n", device="gpu", tokenizer={"bucket_count": 0})
     _, tokenizer = _configs(generate(none).output)
     assert tokenizer.parameters["buckets"].string_value == ""
@@ -134,3 +135,29 @@ def test_bad_values_are_one_line_each(cls_model: Path) -> None:
     result = CliRunner().invoke(main, ["generate", str(cls_model), "--instances", "lots"])
     assert result.exit_code == 2
     assert "'lots' is not auto or an integer" in result.output
+
+
+@pytest.mark.parametrize(
+    ("keys", "buckets", "model", "tokenizer"),
+    [
+        ({}, (), False, True),
+        ({}, (16, 64), True, True),
+        ({"device": "gpu"}, (), True, True),
+        ({"dynamic_batching": {"enabled": True}}, (), True, True),
+        ({"dynamic_batching": {"enabled": False}}, (16, 64), False, False),
+    ],
+)
+def test_model_batching_where_shapes_can_match(
+    cls_model: Path, keys: dict[str, object], buckets: tuple[int, ...], model: bool, tokenizer: bool
+) -> None:
+    layout = resolve_layout(spec_for(cls_model, **keys), buckets)
+    assert (layout.model_batching, layout.tokenizer_batching) == (model, tokenizer)
+
+
+def test_no_batching_flag_turns_both_off(cls_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "repo"
+    args = ["generate", str(cls_model), "--task", "text-classification", "--name", "cls"]
+    result = CliRunner().invoke(main, [*args, "-o", str(out), "--no-dynamic-batching"])
+    assert result.exit_code == 0, result.output
+    model, tokenizer = _configs(out)
+    assert not model.HasField("dynamic_batching") and not tokenizer.HasField("dynamic_batching")

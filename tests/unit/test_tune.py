@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tritonkit.repository.pbtxt import read_config
+from tritonkit.repository.pbtxt import DynamicBatching, read_config
 from tritonkit.repository.plan import plan_from_repository
 from tritonkit.repository.validate import validate_repository
 from tritonkit.tune.search import (
@@ -106,7 +106,7 @@ def test_stops_at_the_budget() -> None:
 def test_read_apply_write_round_trip(cls_repo: Path) -> None:
     plan = plan_from_repository(cls_repo, "cls")
     default = read_settings(plan)
-    assert default == Settings(2, 1, 1, True, 32, 500, ())  # the defaults for 2 target cores
+    assert default == Settings(2, 1, 1, False, 32, 500, ())  # the defaults for 2 target cores
     tuned = Settings(2, 1, 2, True, 16, 1000, (8, 16, 64))
     write_settings(cls_repo, plan, tuned)
     assert validate_repository(cls_repo) == []
@@ -121,5 +121,6 @@ def test_read_apply_write_round_trip(cls_repo: Path) -> None:
     off = replace(tuned, batching=False, buckets=())
     applied = apply_settings(plan_from_repository(cls_repo), off)
     assert applied.model("cls_onnx").dynamic_batching is None
+    assert applied.model("cls_tokenizer").dynamic_batching == DynamicBatching(0)  # its own
     assert (cls_repo / "cls_onnx" / "1" / "model.onnx").is_file()
     assert sorted(p.name for p in cls_repo.parent.iterdir()) == ["repo"]

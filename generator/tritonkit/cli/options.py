@@ -39,6 +39,8 @@ class Flag:
         annotation = _strip_optional(self.field.annotation)
         multiple = get_origin(annotation) is tuple
         item = get_args(annotation)[0] if multiple else annotation
+        if get_origin(item) in (Union, types.UnionType) and bool in get_args(item):
+            item = bool  # `auto | bool`: the flag gives true or false, absent leaves auto
         help_text = (self.field.description or "") + _default_note(self.field)
         if item is bool:
             flag = self.names[-1]

@@ -146,7 +146,7 @@ def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> Gener
         if spec.variant in TRT_VARIANTS:
             progress(f"building the TensorRT plan ({spec.variant})")
             model_source = tensorrt_source(spec, source.onnx, params, work)
-        layout = resolve_layout(spec)
+        layout = resolve_layout(spec, params.buckets)
         plan = plan_repository(spec, model_source, tokenizer_file, info.labels, params, layout)
         record |= {
             "max_length": max_length,

@@ -39,6 +39,8 @@ class ServingLayout:
     model_instances: int
     threads: int  # ONNX Runtime intra-op threads per model instance; 0: ONNX Runtime's default
     tokenizer_instances: int
+    model_batching: bool  # Triton's dynamic batcher on the model
+    tokenizer_batching: bool
     why: dict[str, str]
 
     def as_record(self) -> dict[str, Any]:
@@ -88,12 +90,27 @@ def _tokenizer_instances(spec: DeploymentSpec, cpus: int) -> tuple[int, str]:
     )
 
 
-def resolve_layout(spec: DeploymentSpec) -> ServingLayout:
-    """The spec's instance layout with every `auto` resolved for its target."""
+def _model_batching(spec: DeploymentSpec, buckets: tuple[int, ...]) -> tuple[bool, str]:
+    enabled = spec.dynamic_batching.enabled
+    if enabled != "auto":
+        return enabled, "set in the spec (dynamic_batching.enabled)"
+    if spec.device == "gpu" or buckets:
+        return True, "auto: on (GPU, or requests padded to shared bucket lengths can merge)"
+    return False, (
+        "auto: off on CPU without buckets: requests padded to their own length rarely share a "
+        "shape, so batches do not form, and Triton's batcher would hold each request for its "
+        "queue delay and spin while queued shapes differ"
+    )
+
+
+def resolve_layout(spec: DeploymentSpec, buckets: tuple[int, ...] = ()) -> ServingLayout:
+    """The spec's instance layout with every `auto` resolved for its target; `buckets` are
+    the tokenizer's (model batching pays only where requests share shapes)."""
     cpus, cpus_from = _target_cpus(spec)
     instances, why_instances = _model_instances(spec, cpus)
     threads, why_threads = _threads(spec, cpus, instances)
     tokenizers, why_tokenizers = _tokenizer_instances(spec, cpus)
+    batching, why_batching = _model_batching(spec, buckets)
     return ServingLayout(
         device=spec.device,
         cpus=cpus,
@@ -101,9 +118,12 @@ def resolve_layout(spec: DeploymentSpec) -> ServingLayout:
         model_instances=instances,
         threads=threads,
         tokenizer_instances=tokenizers,
+        model_batching=batching,
+        tokenizer_batching=spec.dynamic_batching.enabled is not False,
         why={
             "model_instances": why_instances,
             "threads": why_threads,
             "tokenizer_instances": why_tokenizers,
+            "model_batching": why_batching,
         },
     )

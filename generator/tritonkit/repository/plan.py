@@ -129,7 +129,7 @@ def plan_repository(
         tokenizer,
         max_batch_size=spec.max_batch_size,
         instance_count=layout.tokenizer_instances,
-        dynamic_batching=tokenizer_batching(spec),
+        dynamic_batching=tokenizer_batching(spec, layout),
     )
     if labels:
         text = "".join(f"{label}\n" for label in labels)

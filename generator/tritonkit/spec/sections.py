@@ -48,7 +48,11 @@ def _positive_sorted(value: tuple[int, ...], what: str) -> tuple[int, ...]:
 class DynamicBatchingSpec(Section):
     """Triton's dynamic batcher for the model (and the tokenizer)."""
 
-    enabled: bool = option(True, "Dynamic batching on the models.", flag="--dynamic-batching")
+    enabled: Literal["auto"] | bool = option(
+        "auto", "Dynamic batching; auto: the tokenizer always, the model on GPU or with length "
+        "buckets (CPU pads each request to its own length: shapes rarely match).",
+        flag="--dynamic-batching",
+    )  # fmt: skip
     max_queue_delay_us: int = option(
         500, "Dynamic batcher delay (microseconds).", flag="--max-queue-delay-us",
         ge=0, le=10_000_000,
@@ -191,7 +195,7 @@ class TokenizerSpec(Section):
     buckets: tuple[int, ...] = option((), "Tokenizer length bucket (repeatable).",
                                       flag="--buckets")  # fmt: skip
     bucket_count: AutoBuckets = option(
-        "auto", "Derive this many buckets from --bucket-corpus (0: none); auto: 4 on GPU, "
+        "auto", "Derive this many buckets from --bucket-corpus (0: none); auto: 3 on GPU, "
         "none on CPU.", flag="--bucket-count",
     )  # fmt: skip
     bucket_corpus: Path | None = option(
@@ -206,7 +210,7 @@ class TokenizerSpec(Section):
 
 # GPU deployments pad to corpus-derived buckets by default, CPU ones to each request's longest
 # text: README "Buckets where they pay".
-GPU_BUCKET_COUNT = 4
+GPU_BUCKET_COUNT = 3
 
 
 def bucket_count(section: TokenizerSpec, device: str) -> int:

@@ -54,7 +54,7 @@ class Settings:
     max_batch_size: int
     max_queue_delay_us: int
     buckets: tuple[int, ...]  # () pads each request to its own length
-    tokenizer_queue_delay_us: int = 0  # the tokenizer's own batcher delay (not swept)
+    tokenizer_queue_delay_us: int | None = 0  # the tokenizer's batcher (None: off); not swept
 
     def describe(self) -> str:
         batching = (
@@ -116,7 +116,9 @@ def read_settings(plan: RepositoryPlan) -> Settings:
         max_batch_size=model.max_batch_size,
         max_queue_delay_us=batching.max_queue_delay_us if batching else 500,
         buckets=deployment.tokenizer.buckets,
-        tokenizer_queue_delay_us=tokenizer_batching.max_queue_delay_us if tokenizer_batching else 0,
+        tokenizer_queue_delay_us=(
+            tokenizer_batching.max_queue_delay_us if tokenizer_batching else None
+        ),
     )
 
 
@@ -124,9 +126,8 @@ def apply_settings(plan: RepositoryPlan, settings: Settings) -> RepositoryPlan:
     """The plan with `settings`: the ensemble, the tokenizer and the model change together."""
     deployment = plan.deployment
     batching = DynamicBatching(settings.max_queue_delay_us) if settings.batching else None
-    tokenizer_batching = (
-        DynamicBatching(settings.tokenizer_queue_delay_us) if settings.batching else None
-    )
+    tokenizer_delay = settings.tokenizer_queue_delay_us
+    tokenizer_batching = DynamicBatching(tokenizer_delay) if tokenizer_delay is not None else None
     model = plan.model(deployment.model)
     parameters = {k: v for k, v in model.parameters.items() if k != THREADS}
     if settings.threads:

@@ -39,10 +39,10 @@ def unbatched(tensor: GraphTensor, label_output: str | None) -> Tensor:
     return Tensor(tensor.name, tensor.data_type, tensor.dims[1:], label)
 
 
-def dynamic_batching(spec: DeploymentSpec) -> DynamicBatching | None:
-    section = spec.dynamic_batching
-    if not section.enabled:
+def dynamic_batching(spec: DeploymentSpec, layout: ServingLayout) -> DynamicBatching | None:
+    if not layout.model_batching:
         return None
+    section = spec.dynamic_batching
     return DynamicBatching(section.max_queue_delay_us, section.preferred_batch_sizes)
 
 
@@ -70,7 +70,7 @@ def onnx_model_plan(
         outputs=tuple(unbatched(t, label_output) for t in outputs),
         instance_count=layout.model_instances,
         instance_kind="KIND_GPU" if spec.device == "gpu" else "KIND_CPU",
-        dynamic_batching=dynamic_batching(spec),
+        dynamic_batching=dynamic_batching(spec, layout),
         parameters=thread_parameters(layout.threads),
         gpu_accelerators=_accelerators(spec, [t.name for t in inputs], max_length),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tritonkit.repository.layout import ServingLayout
 from tritonkit.repository.pbtxt import DynamicBatching, ModelPlan, Tensor
 from tritonkit.runtime.tokenizer import TokenizerParams
 from tritonkit.spec import DeploymentSpec
@@ -12,11 +13,11 @@ TEXT = Tensor("TEXT", "TYPE_STRING", (1,))
 OFFSETS = "offsets"
 
 
-def tokenizer_batching(spec: DeploymentSpec) -> DynamicBatching | None:
-    """The tokenizer's batcher: on with the model's, with its own (short) queue delay. It
-    tokenizes a whole batch in one call, so it batches whatever queued while it was busy."""
-    section = spec.dynamic_batching
-    return DynamicBatching(section.tokenizer_max_queue_delay_us) if section.enabled else None
+def tokenizer_batching(spec: DeploymentSpec, layout: ServingLayout) -> DynamicBatching | None:
+    """The tokenizer's batcher, with its own (short) queue delay: every request is TEXT [n, 1],
+    so whatever queued while it was busy forms one batch, tokenized in one call."""
+    delay = spec.dynamic_batching.tokenizer_max_queue_delay_us
+    return DynamicBatching(delay) if layout.tokenizer_batching else None
 
 
 def tokenizer_model_plan(
