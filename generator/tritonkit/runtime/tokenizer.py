@@ -189,15 +189,16 @@ def encoder_from_config(model_config: dict[str, Any], version_dir: str) -> TextE
 
 
 def _rows(
-    batch: Mapping[str, np.ndarray], rows: slice, params: TokenizerParams
+    batch: Mapping[str, np.ndarray], lengths: np.ndarray, rows: slice, params: TokenizerParams
 ) -> dict[str, np.ndarray]:
     """One request's rows of a batch encoding, cut to the width the request alone pads to.
 
     The batch is padded to `padded_length` of its longest text; a request's own width,
-    `padded_length` of its longest text, is never larger (the rule is monotonic), and the
-    columns past a row's tokens hold only padding, so the cut equals the request's own encoding.
+    `padded_length` of its longest text (`lengths`: tokens per row), is never larger (the rule
+    is monotonic), and the columns past a row's tokens hold only padding, so the cut equals the
+    request's own encoding.
     """
-    width = params.padded_length(int(batch["attention_mask"][rows].sum(axis=1).max()))
+    width = params.padded_length(int(lengths[rows].max()))
     return {name: np.ascontiguousarray(array[rows, :width]) for name, array in batch.items()}
 
 
@@ -237,9 +238,10 @@ def encode_requests(encoder: TextEncoder, inputs: Sequence[np.ndarray | None]) -
             for index, texts in decoded:
                 results[index] = _alone(encoder, texts)
         else:
-            start = 0
+            lengths, start = batch["attention_mask"].sum(axis=1), 0
             for index, texts in decoded:
-                results[index] = _rows(batch, slice(start, start + len(texts)), encoder.params)
+                rows = slice(start, start + len(texts))
+                results[index] = _rows(batch, lengths, rows, encoder.params)
                 start += len(texts)
     return [results[index] for index in range(len(inputs))]
 
