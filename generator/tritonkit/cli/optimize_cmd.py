@@ -121,6 +121,20 @@ class _Bar:
 @click.option("--rounds", type=int, default=6, show_default=True)
 @click.option("--round-seconds", type=float, default=0.6, show_default=True)
 @click.option("--no-rss", is_flag=True, help="Skip the peak-RSS processes.")
+@click.option(
+    "--served",
+    "served",
+    multiple=True,
+    metavar="[LABEL=]REPO",
+    help="Serve REPO (repeatable; the first is the one under test) and compare.",
+)
+@click.option(
+    "--clients", type=int, multiple=True, help="--served: closed-loop clients [1, 4, 16]."
+)
+@click.option("--seconds", type=float, default=8.0, show_default=True, help="--served: per run.")
+@click.option("--repeats", type=int, default=2, show_default=True, help="--served: repetitions.")
+@click.option("--texts", type=PATH, help="--served: texts [default: the shipped corpus].")
+@click.option("--tritonserver", type=PATH, envvar="TRITONKIT_TRITONSERVER", help="See serve.")
 @SPEC_OPTION
 @add_flags(OPTIMIZE_FLAGS)
 def bench(model_dir: Path | None, output: Path, spec_file: Path | None, **values: Any) -> None:
@@ -132,14 +146,22 @@ def bench(model_dir: Path | None, output: Path, spec_file: Path | None, **values
     to its longest). Writes OUTPUT/bench.md, bench.json and bench.png; builds the variants
     first unless --variants-dir (default OUTPUT/variants) holds them for this model and task.
 
+    With --served: each REPO served by a local tritonserver (free ports) under closed-loop
+    clients, its tokenizer model alone against in-process `tokenizers`, and ONNX Runtime
+    in-process on the same model and texts; ratios printed. Writes OUTPUT/served.{md,json,png}.
+
     \b
         tritonkit bench          # all-MiniLM-L6-v2, seq 128, batch 1 and 32
         tritonkit bench ./my-model --batch-size 1 --batch-size 8 --sequence-length 64
+        tritonkit bench --served default=repo --served tuned=repo-tuned -o out
     """
     from tritonkit.bench.report import markdown
     from tritonkit.pipeline.optimize import bench as run_bench
 
     offline()
+    if values["served"]:
+        _bench_served(output, values)
+        return
     spec = _spec(model_dir, spec_file, values)
     config = _bench_config(spec, values)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
@@ -155,6 +177,25 @@ def bench(model_dir: Path | None, output: Path, spec_file: Path | None, **values
     if skipped:
         click.echo(f"not benchmarked here (GPU variants): {', '.join(skipped)}")
     click.echo(f"generate --variant auto would deploy: {run.chosen}")
+    click.echo(f"wrote {run.reports['markdown']}, {run.reports['json']}, {run.reports['plot']}")
+
+
+def _bench_served(output: Path, values: dict[str, Any]) -> None:
+    from tritonkit.bench.served import ServedConfig
+    from tritonkit.bench.served_report import markdown
+    from tritonkit.pipeline.bench_served import bench_served, parse_served
+
+    clients = tuple(values["clients"]) or (1, 4, 16)
+    config = ServedConfig(
+        clients=clients, seconds=values["seconds"], repeats=values["repeats"],
+        tokenizer_clients=max(clients), inprocess_seconds=values["seconds"],
+    )  # fmt: skip
+    with console.status("benchmarking the served deployments") as status:
+        run = bench_served(
+            [parse_served(v) for v in values["served"]], output, config,
+            texts_file=values["texts"], tritonserver=values["tritonserver"], progress=status.update,
+        )  # fmt: skip
+    click.echo(markdown(run.bench, run.cpu))
     click.echo(f"wrote {run.reports['markdown']}, {run.reports['json']}, {run.reports['plot']}")
 
 
