@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test lint typecheck bench server helm-tools system-tools clean
+.PHONY: help venv demo test lint typecheck bench bench-serve server helm-tools system-tools clean
 
 help:
 	@echo "make demo   - export all-MiniLM-L6-v2, build the Triton repository, serve it, check it"
 	@echo "make test   - ruff, mypy and the whole pytest suite (integration tests start a real tritonserver)"
 	@echo "make bench  - side-by-side benchmark of PyTorch and the ONNX variants"
+	@echo "make bench-serve - served default layout vs tune's best vs in-process (~12 min; quiet machine)"
 
 venv: $(STAMP)
 
@@ -67,6 +68,34 @@ bench: $(STAMP)
 	$(BIN)/tritonkit optimize "$$($(BIN)/tritonkit finetune --print-path)" \
 		--task text-classification --eval-file generator/tritonkit/data/sentiment/eval.jsonl \
 		-o out/bench/sentiment-variants
+
+# The served deployment, in the variant `auto` deploys here (the fastest that passes the accuracy
+# gate): `generate`'s default layout, the same repository after `tune`, and the same model with 3
+# corpus buckets (the GPU default, measured on CPU), side by side at 1, 4 and 16 closed-loop
+# clients, with the tokenizer alone and in-process ONNX Runtime; about 12 minutes.
+# -> out/bench-serve/served.{md,json,png} (served.md is the README table), tune/, load.txt.
+# Run it on a quiet machine: the figures are only as good as the machine was idle.
+BENCH_SERVE ?= out/bench-serve
+BENCH_VARIANT ?= auto
+TUNE_BUDGET ?= 4m
+BENCH_SECONDS ?= 8
+BENCH_REPEATS ?= 2
+bench-serve: $(STAMP)
+	$(BIN)/tritonkit server install
+	mkdir -p $(BENCH_SERVE)
+	echo "before: $$(cat /proc/loadavg)" > $(BENCH_SERVE)/load.txt
+	model="$$($(BIN)/python -c 'from tritonkit.model.default import default_model_dir as d; print(d())')"; \
+	$(BIN)/tritonkit generate "$$model" --name minilm --variant $(BENCH_VARIANT) \
+		-o $(BENCH_SERVE)/default --force && \
+	$(BIN)/tritonkit generate "$$model" --name minilm --onnx $(BENCH_SERVE)/default/minilm_onnx/1/model.onnx \
+		--bucket-count 3 -o $(BENCH_SERVE)/buckets --force
+	rm -rf $(BENCH_SERVE)/tuned && cp -r $(BENCH_SERVE)/default $(BENCH_SERVE)/tuned
+	$(BIN)/tritonkit tune $(BENCH_SERVE)/tuned --name minilm --users 16 --budget $(TUNE_BUDGET) --trial 10s \
+		--report $(BENCH_SERVE)/tune
+	$(BIN)/tritonkit bench --served default=$(BENCH_SERVE)/default --served tuned=$(BENCH_SERVE)/tuned \
+		--served buckets=$(BENCH_SERVE)/buckets --seconds $(BENCH_SECONDS) --repeats $(BENCH_REPEATS) \
+		-o $(BENCH_SERVE)
+	echo "after: $$(cat /proc/loadavg)" >> $(BENCH_SERVE)/load.txt
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache

@@ -51,13 +51,17 @@ def test_one_repository_per_release(helm: Path) -> None:
 
 
 def test_the_repository_key_follows_the_content_only(helm: Path) -> None:
-    """Replicas or resources do not regenerate; the spec or an image does. A rollback renders
+    """Replicas or memory do not regenerate; the spec, the CPU request's whole cores (the
+    instance layout follows them) or an image does. A rollback renders
     the old key again, and the idempotent Job finds the folder (or rebuilds it)."""
     base = template(helm)
     key = repository_mount(base)["subPath"]
     assert repository_mount(template(helm, {"replicaCount": 5, "resources": {}}))["subPath"] == key
+    same_cores = {"resources": {"requests": {"cpu": "2500m", "memory": "5Gi"}}}
+    assert repository_mount(template(helm, same_cores))["subPath"] == key
     changed: list[dict[str, Any]] = [
         {"modelRepository": {"generate": {"spec": {"max_batch_size": 4}}}},
+        {"resources": {"requests": {"cpu": "4"}}},  # the instance layout follows the cores
         {"image": {"tag": "24.11-py3"}},
         {"tritonkitImage": {"tag": "0.1.1"}},
     ]

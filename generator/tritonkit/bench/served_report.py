@@ -207,8 +207,12 @@ def plot(bench: ServedBench, path: Path, title: str) -> None:
         errors = [[y - lo for y, lo in zip(ys, lows, strict=True)],
                   [hi - y for y, hi in zip(ys, highs, strict=True)]]  # fmt: skip
         left.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=deployment.label)
-    for label, rate in inprocess_summary(bench).items():
-        left.axhline(rate, linestyle="--", linewidth=1, label=f"in-process {label}")
+    styles = ("--", ":", "-.", (0, (5, 5)))
+    for index, (label, rate) in enumerate(inprocess_summary(bench).items()):
+        style = styles[index % len(styles)]
+        left.axhline(
+            rate, color="gray", linestyle=style, linewidth=1.2, label=f"in-process {label}"
+        )
     left.set_xscale("log", base=2)
     left.set_xticks(list(bench.config.clients), [str(c) for c in bench.config.clients])
     left.set_xlabel("clients (closed loop, one text per request)")
