@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonkit.bench.served import Row, ServedBench
-from tritonkit.util.cpu import CpuInfo
+from tritonkit.util.cpu import CpuInfo, cpu_identity
 
 # The bars of issue 13: the default layout against tune's best, the tokenizer alone.
 LAYOUT_BAR = 0.8
@@ -125,9 +125,14 @@ def _served_table(bench: ServedBench, summary: list[dict[str, Any]]) -> list[str
 
 def markdown(bench: ServedBench, cpu: CpuInfo) -> str:
     summary = summarize(bench.rows)
+    identity = cpu_identity()
+    numbers = (
+        f", family {identity['family']} model {identity['model']}" if "family" in identity else ""
+    )
     lines = [
-        f"Machine: {cpu.model} ({cpu.machine}), {cpu.cores} CPUs, flags {', '.join(cpu.flags)}; "
-        f"load average {_load(bench.load_before)} before, {_load(bench.load_after)} after.",
+        f"Machine: {cpu.model} ({cpu.machine}{numbers}), {cpu.cores} CPUs, flags "
+        f"{', '.join(cpu.flags)}; load average {_load(bench.load_before)} before, "
+        f"{_load(bench.load_after)} after.",
         "",
         "| deployment | layout |",
         "|---|---|",
@@ -166,7 +171,7 @@ def to_json(bench: ServedBench, cpu: CpuInfo) -> dict[str, Any]:
     summary = summarize(bench.rows)
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu.as_dict(),
+        "cpu": cpu.as_dict() | {"identity": cpu_identity()},
         "load_average": {"before": list(bench.load_before), "after": list(bench.load_after)},
         "config": asdict(bench.config),
         "deployments": [

@@ -109,6 +109,26 @@ def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuInfo:
     return CpuInfo(model or platform.processor(), platform.machine(), cores or 1, flags)
 
 
+def cpu_identity(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
+    """Vendor, family, model, stepping and clock of the first CPU in /proc/cpuinfo: a KVM guest's
+    model name is often only "AMD EPYC", and the family/model numbers tell the generation."""
+    keys = {"vendor_id": "vendor", "cpu family": "family", "model": "model",
+            "stepping": "stepping", "cpu mhz": "mhz"}  # fmt: skip
+    found: dict[str, str] = {}
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return found
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        name = keys.get(key.strip().lower())
+        if name and name not in found:
+            found[name] = value.strip()
+        if not line.strip() and found:
+            break
+    return found
+
+
 def quant_preset(name: str | None, info: CpuInfo) -> QuantPreset:
     """The named preset, or this CPU's when `name` is None or "auto"."""
     return _PRESETS[info.preset if name in (None, "auto") else str(name)]
