@@ -70,9 +70,10 @@ bench: $(STAMP)
 		-o out/bench/sentiment-variants
 
 # The served deployment, in the variant `auto` deploys here (the fastest that passes the accuracy
-# gate): `generate`'s default layout, the same repository after `tune`, and the same model with 3
-# corpus buckets (the GPU default, measured on CPU), side by side at 1, 4 and 16 closed-loop
-# clients, with the tokenizer alone and in-process ONNX Runtime; about 12 minutes.
+# gate): `generate`'s default layout, the same repository after `tune`, the same model with 3
+# corpus buckets (the GPU default, measured on CPU) and in the layout before issue 13 (1 instance,
+# ONNX Runtime's default threads, model batching on), side by side at 1, 4 and 16 closed-loop
+# clients, with the tokenizer alone and in-process ONNX Runtime; about 13 minutes.
 # -> out/bench-serve/served.{md,json,png} (served.md is the README table), tune/, load.txt.
 # Run it on a quiet machine: the figures are only as good as the machine was idle.
 BENCH_SERVE ?= out/bench-serve
@@ -85,16 +86,19 @@ bench-serve: $(STAMP)
 	mkdir -p $(BENCH_SERVE)
 	echo "before: $$(cat /proc/loadavg)" > $(BENCH_SERVE)/load.txt
 	model="$$($(BIN)/python -c 'from tritonkit.model.default import default_model_dir as d; print(d())')"; \
+	onnx=$(BENCH_SERVE)/default/minilm_onnx/1/model.onnx; \
 	$(BIN)/tritonkit generate "$$model" --name minilm --variant $(BENCH_VARIANT) \
 		-o $(BENCH_SERVE)/default --force && \
-	$(BIN)/tritonkit generate "$$model" --name minilm --onnx $(BENCH_SERVE)/default/minilm_onnx/1/model.onnx \
-		--bucket-count 3 -o $(BENCH_SERVE)/buckets --force
+	$(BIN)/tritonkit generate "$$model" --name minilm --onnx $$onnx --bucket-count 3 \
+		-o $(BENCH_SERVE)/buckets --force && \
+	$(BIN)/tritonkit generate "$$model" --name minilm --onnx $$onnx --instances 1 \
+		--intra-op-threads 0 --dynamic-batching -o $(BENCH_SERVE)/before --force
 	rm -rf $(BENCH_SERVE)/tuned && cp -r $(BENCH_SERVE)/default $(BENCH_SERVE)/tuned
 	$(BIN)/tritonkit tune $(BENCH_SERVE)/tuned --name minilm --users 16 --budget $(TUNE_BUDGET) --trial 10s \
 		--report $(BENCH_SERVE)/tune
 	$(BIN)/tritonkit bench --served default=$(BENCH_SERVE)/default --served tuned=$(BENCH_SERVE)/tuned \
-		--served buckets=$(BENCH_SERVE)/buckets --seconds $(BENCH_SECONDS) --repeats $(BENCH_REPEATS) \
-		-o $(BENCH_SERVE)
+		--served buckets=$(BENCH_SERVE)/buckets --served before=$(BENCH_SERVE)/before \
+		--seconds $(BENCH_SECONDS) --repeats $(BENCH_REPEATS) -o $(BENCH_SERVE)
 	echo "after: $$(cat /proc/loadavg)" >> $(BENCH_SERVE)/load.txt
 
 clean:

@@ -88,7 +88,7 @@ def _bench(rates: dict[tuple[str, str, int], float]) -> ServedBench:
         def __init__(self, label: str) -> None:
             self.label, self.describe = label, f"{label} layout"
 
-    items = [_Item("default"), _Item("tuned")]
+    items = [_Item("default"), _Item("tuned"), _Item("before")]
     config = ServedConfig(clients=(1, 4, 16), repeats=1, tokenizer_clients=16)
     rows = [Row(label, kind, c, 0, _result(rate, c)) for (label, kind, c), rate in rates.items()]
     baselines = [Baseline("onnxruntime", 2, 1, "none", 500.0)]
@@ -99,7 +99,8 @@ def test_report_ratios_and_checks() -> None:
     rates = {("default", "served", 1): 100, ("default", "served", 4): 300,
              ("default", "served", 16): 400, ("tuned", "served", 1): 110,
              ("tuned", "served", 4): 330, ("tuned", "served", 16): 600,
-             ("default", "tokenizer", 16): 800,
+             ("before", "served", 1): 150, ("before", "served", 4): 100,
+             ("before", "served", 16): 200, ("default", "tokenizer", 16): 800,
              ("in-process tokenizers", "in-process tokenizer", 16): 1000}  # fmt: skip
     bench = _bench({k: float(v) for k, v in rates.items()})
     summary = summarize(bench.rows)
@@ -108,6 +109,7 @@ def test_report_ratios_and_checks() -> None:
     assert [round(r, 3) for r in layout["ratios"]] == [0.909, 0.909, 0.667]
     assert layout["met"] is False  # 0.667 < 0.8 at 16 clients
     assert found["default: 1 -> 4 clients"]["met"] is True
+    assert found["default / before"]["bar"] is None and found["default / before"]["met"] is None
     tokenizer = found["served tokenizer / in-process tokenizers"]
     assert tokenizer["ratios"] == [0.8] and tokenizer["met"] is True
     cpu = CpuInfo("Test CPU", "x86_64", 2, ("avx2",))
@@ -118,6 +120,7 @@ def test_report_ratios_and_checks() -> None:
     assert "| tuned | 16 | 600.0 (600.0-600.0) |" in text and "| 1.50x | 1.20x |" in text
     assert "| default / tuned | 1, 4, 16 | 0.91, 0.91, 0.67 | >= 0.8 | **not met** |" in text
     assert "| served tokenizer / in-process tokenizers | 16 | 0.80 | >= 0.7 | met |" in text
+    assert "| default / before | 1, 4, 16 | 0.67, 3.00, 2.00 | - |  |" in text
 
 
 def test_summary_takes_medians_over_repetitions() -> None:
