@@ -42,6 +42,9 @@ typecheck: $(STAMP)
 helm-tools: $(STAMP)
 	$(BIN)/python tests/helm/install_helm.py
 	$(BIN)/pip install --quiet kubernetes-validate==1.37.0
+	# KServe's API models (openapi_types/attribute_map), read as data by tests/unit/test_kserve.py
+	# to validate `tritonkit kserve` output; --no-deps: only its source files are read, never imported.
+	$(BIN)/pip install --quiet --no-deps kserve==0.21.0
 
 # Debian tools the chart tests run for real: prometheus + promtool (the autoscaling PromQL,
 # rules and dashboard queries evaluated on a real scrape) and bubblewrap (the pods' commands run

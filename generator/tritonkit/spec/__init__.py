@@ -27,6 +27,7 @@ from tritonkit.spec.sections import (
 from tritonkit.spec.serving import (
     DEFAULT_NAME,
     CheckSpec,
+    KServeSpec,
     LoadtestSpec,
     ServeSpec,
     TuneSpec,
@@ -45,6 +46,7 @@ __all__ = [
     "DynamicBatchingSpec",
     "ExportSpec",
     "InstancesSpec",
+    "KServeSpec",
     "LoadtestSpec",
     "OptimizeSpec",
     "ServeSpec",

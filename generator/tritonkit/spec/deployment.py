@@ -20,7 +20,14 @@ from tritonkit.spec.sections import (
     TensorRTSpec,
     TokenizerSpec,
 )
-from tritonkit.spec.serving import DEFAULT_NAME, CheckSpec, LoadtestSpec, ServeSpec, TuneSpec
+from tritonkit.spec.serving import (
+    DEFAULT_NAME,
+    CheckSpec,
+    KServeSpec,
+    LoadtestSpec,
+    ServeSpec,
+    TuneSpec,
+)
 from tritonkit.tasks import DEFAULT_TASK, TaskName
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -72,6 +79,7 @@ class DeploymentSpec(Section):
     check: CheckSpec = CheckSpec()
     loadtest: LoadtestSpec = LoadtestSpec()
     tune: TuneSpec = TuneSpec()
+    kserve: KServeSpec = KServeSpec()
     force: bool = option(False, "Replace an existing output folder that tritonkit wrote.",
                          flag="--force", switch=True)  # fmt: skip
 
