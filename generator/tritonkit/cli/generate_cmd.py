@@ -125,4 +125,26 @@ def validate(repo: Path) -> None:
     console.print(f"[green]valid[/] {repo}")
 
 
-COMMANDS = (export, generate, validate)
+@click.command("spec")
+@click.argument("spec_file", type=PATH, required=False)
+def spec_command(spec_file: Path | None) -> None:
+    """Print the reference spec, or check a spec file and print it as tritonkit reads it.
+
+    Without SPEC_FILE: every key with its default, its flag and what it does (commented YAML
+    to start a tritonkit.yaml from). With SPEC_FILE: every problem at once, or the effective
+    spec (defaults filled in, paths resolved against the file's folder).
+
+    \b
+        tritonkit spec > tritonkit.yaml
+        tritonkit spec tritonkit.yaml
+    """
+    from tritonkit.spec import build_spec, spec_to_yaml
+    from tritonkit.spec.reference import reference_yaml
+
+    if spec_file is None:
+        click.echo(reference_yaml(), nl=False)
+        return
+    click.echo(spec_to_yaml(build_spec(spec_file)), nl=False)
+
+
+COMMANDS = (export, generate, validate, spec_command)

@@ -48,7 +48,7 @@ class CheckSpec(Section):
     url: str = option("127.0.0.1:8000", "HTTP HOST:PORT.", flag="--url")
     grpc_url: str | None = option(None, "gRPC HOST:PORT [default: HTTP port + 1].",
                                   flag="--grpc-url")  # fmt: skip
-    texts: tuple[str, ...] = ()
+    texts: tuple[str, ...] = option((), "Texts to check besides the built-in ones.")
     file: Path | None = option(None, "Texts: one per line, or .jsonl {text}.", flag="--texts")
     min_cosine: float | None = option(
         None, "Embeddings floor [default: the precision's].", flag="--min-cosine", gt=0, le=1
