@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from tritonkit.cli.common import PATH, SPEC_OPTION, console, offline
+from tritonkit.cli.common import PATH, SPEC_OPTION, console, offline, repository_folder
 from tritonkit.cli.options import add_flags, overrides, select, spec_flags
 from tritonkit.errors import RepositoryError
 from tritonkit.spec import DeploymentSpec
@@ -102,8 +102,9 @@ def generate(model_dir: Path | None, spec_file: Path | None, **values: Any) -> N
 
 
 @click.command()
-@click.argument("repo", type=PATH, default="model_repository")
-def validate(repo: Path) -> None:
+@click.argument("repo", type=PATH, required=False)
+@SPEC_OPTION
+def validate(repo: Path | None, spec_file: Path | None) -> None:
     """Validate a Triton model repository: configs and ensemble wiring.
 
     Every config.pbtxt is parsed with Triton's ModelConfig protobuf; each ensemble step's
@@ -114,9 +115,11 @@ def validate(repo: Path) -> None:
 
     \b
         tritonkit validate model_repository
+        tritonkit validate --spec tritonkit.yaml      # the spec's output folder
     """
     from tritonkit.repository.validate import validate_repository
 
+    repo = repository_folder(repo, spec_file)
     problems = validate_repository(repo)
     if problems:
         for problem in problems:

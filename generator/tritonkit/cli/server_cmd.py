@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from tritonkit.cli.common import PATH, SPEC_OPTION, console, progress_line
+from tritonkit.cli.common import PATH, SPEC_OPTION, console, progress_line, repository_folder
 from tritonkit.cli.options import add_flags, load_section, section_flags
 from tritonkit.spec import ServeSpec
 
@@ -25,11 +25,13 @@ _TRITONSERVER = click.option(
 
 
 @click.command()
-@click.argument("repo", type=PATH, default="model_repository")
+@click.argument("repo", type=PATH, required=False)
 @SPEC_OPTION
 @add_flags(SERVE_FLAGS)
 @_TRITONSERVER
-def serve(repo: Path, spec_file: Path | None, tritonserver: Path | None, **values: Any) -> None:
+def serve(
+    repo: Path | None, spec_file: Path | None, tritonserver: Path | None, **values: Any
+) -> None:
     """Serve a model repository with a real tritonserver on 127.0.0.1 until Ctrl-C.
 
     Without --tritonserver, the server is Triton 2.51 from the nvidia-pytriton wheel,
@@ -46,6 +48,7 @@ def serve(repo: Path, spec_file: Path | None, tritonserver: Path | None, **value
     from tritonkit.pipeline.serve import prepare_server
 
     options = load_section(ServeSpec, "serve", spec_file, SERVE_FLAGS, values)
+    repo = repository_folder(repo, spec_file)
     server = prepare_server(repo, options, tritonserver, progress_line)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
