@@ -132,3 +132,20 @@ def test_the_repository_records_the_models_limits(
     record = json.loads((repo / "tritonkit.json").read_text(encoding="utf-8"))
     assert record["max_length"] == MAX_LENGTH
     assert record["export_max_abs_diff"] <= 1e-4
+
+
+@pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))
+def test_without_a_tokenizer_limit_the_position_embeddings_bound_the_length(
+    model_type: str, tmp_path: Path
+) -> None:
+    """Fine-tuned checkpoints often save model_max_length as transformers' 'no limit' value
+    (int(1e30)). RoBERTa, XLM-RoBERTa and MPNet number positions from pad_token_id + 1, so their
+    MAX_LENGTH + 2 position embeddings hold MAX_LENGTH tokens: taking MAX_LENGTH + 2 as the limit
+    made the export crash on its long sample text (IndexError in the position embeddings)."""
+    model_dir = ARCHITECTURES[model_type].build(tmp_path / "model", "feature-extraction")
+    config_path = model_dir / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["model_max_length"] = int(1e30)
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    assert inspect_model_dir(model_dir, "feature-extraction").max_length == MAX_LENGTH
+    export_model(model_dir, "feature-extraction", tmp_path / "onnx")
