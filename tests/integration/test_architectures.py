@@ -17,15 +17,31 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.architectures import architecture_tasks, deployment_name
+from tests.fixtures.architectures import (
+    ARCHITECTURES,
+    architecture_tasks,
+    deployment_name,
+    with_tokenizer_config,
+)
 from tests.integration.conftest import start_server
 from tritonkit.check import BUILTIN_TEXTS, run_check
+from tritonkit.pipeline.generate import generate
 from tritonkit.server.install import ServerInstall
 from tritonkit.server.process import TritonServer
+from tritonkit.spec import build_spec
 
 pytestmark = pytest.mark.integration
 
 PAIRS = architecture_tasks()
+CASED = "bert_cased_config"  # tokenizer_config.json and tokenizer.json disagree
+
+
+@pytest.fixture(scope="module")
+def cased_config_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """BERT whose tokenizer_config.json says do_lower_case false while its tokenizer.json
+    lower-cases: transformers (the reference) does not lower-case it, so Triton must not."""
+    model = ARCHITECTURES["bert"].build(tmp_path_factory.mktemp("cased"), "token-classification")
+    return with_tokenizer_config(model, do_lower_case=False)
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +49,15 @@ def served(
     tmp_path_factory: pytest.TempPathFactory,
     triton_install: ServerInstall,
     architecture_repo: Callable[[str, str], Path],
+    cased_config_model: Path,
 ) -> Iterator[TritonServer]:
-    combined = tmp_path_factory.mktemp("architectures_served")
-    for model_type, task in PAIRS:
-        for folder in architecture_repo(model_type, task).iterdir():
+    root = tmp_path_factory.mktemp("architectures_served")
+    repos = [architecture_repo(model_type, task) for model_type, task in PAIRS]
+    cased = {"model": cased_config_model, "task": "token-classification", "name": CASED}
+    repos.append(generate(build_spec(None, {**cased, "output": root / CASED})).output)
+    combined = root / "repo"
+    for repo in repos:
+        for folder in repo.iterdir():
             if folder.is_dir():
                 shutil.copytree(folder, combined / folder.name)
     server = start_server(combined, triton_install)
@@ -83,3 +104,14 @@ def test_check_fails_against_another_architecture(
     )
     assert not report.passed
     assert len(report.failures()) > len(report.results) // 2
+
+
+def test_a_tokenizer_config_that_changes_tokenizer_json_is_served_as_loaded(
+    served: TritonServer, cased_config_model: Path
+) -> None:
+    texts = ("Hello World from Paris", "THE QUICK BROWN FOX", *BUILTIN_TEXTS)
+    report = run_check(
+        cased_config_model, CASED, served.http_url, served.grpc_url, texts,
+        admin_key=served.admin_key,
+    )  # fmt: skip
+    assert report.passed, report.failures()

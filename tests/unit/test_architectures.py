@@ -22,12 +22,15 @@ from tests.fixtures.architectures import (
     TASK_LABELS,
     architecture_tasks,
     deployment_name,
+    with_tokenizer_config,
 )
 from tests.fixtures.tiny_models import MAX_LENGTH
 from tritonkit.model.export import export_model
 from tritonkit.model.inspect import SUPPORTED_TYPES, inspect_model_dir
+from tritonkit.pipeline.generate import generate
 from tritonkit.repository.contract import Deployment
 from tritonkit.runtime.tokenizer import TextEncoder
+from tritonkit.spec import build_spec
 from tritonkit.tasks import get_task
 
 PAIRS = architecture_tasks()
@@ -89,9 +92,19 @@ def test_the_served_tokenizer_matches_the_hugging_face_tokenizer(
     architecture_repo: Callable[[str, str], Path],
 ) -> None:
     repo = architecture_repo(model_type, task)
-    deployment = Deployment.from_repository(repo, deployment_name(model_type, task))
+    name = deployment_name(model_type, task)
+    model_dir = architecture_model(model_type, task)
+    assert_served_tokenizer_matches(repo, name, model_dir, model_type, task)
+
+
+def assert_served_tokenizer_matches(
+    repo: Path, name: str, model_dir: Path, model_type: str, task: str
+) -> None:
+    """The repository's tokenizer, run as Triton runs it, against the folder's HF tokenizer:
+    one request of all TEXTS, then one per text."""
+    deployment = Deployment.from_repository(repo, name)
     encoder = TextEncoder(str(deployment.tokenizer_file(repo)), deployment.tokenizer)
-    hf = AutoTokenizer.from_pretrained(architecture_model(model_type, task))
+    hf = AutoTokenizer.from_pretrained(model_dir)
     offsets = get_task(task).emits_offsets
     expected_names = {"input_ids", "attention_mask"}
     if ARCHITECTURES[model_type].token_type_ids:
@@ -99,7 +112,7 @@ def test_the_served_tokenizer_matches_the_hugging_face_tokenizer(
     if offsets:
         expected_names.add("offsets")
 
-    for batch in ([*TEXTS], *([text] for text in TEXTS)):  # one request, then one per text
+    for batch in ([*TEXTS], *([text] for text in TEXTS)):
         got = encoder.encode(batch)
         want = hf(
             batch,
@@ -110,14 +123,36 @@ def test_the_served_tokenizer_matches_the_hugging_face_tokenizer(
             return_tensors="np",
         )
         assert set(got) == expected_names, batch
-        for name in expected_names - {"offsets"}:
-            np.testing.assert_array_equal(got[name], want[name], err_msg=f"{name}: {batch}")
+        for output in expected_names - {"offsets"}:
+            np.testing.assert_array_equal(got[output], want[output], err_msg=f"{output}: {batch}")
         if offsets:
             np.testing.assert_array_equal(got["offsets"], want["offset_mapping"], str(batch))
 
     longest = encoder.encode([TEXTS[-1]])["input_ids"][0]
     assert len(longest) == MAX_LENGTH
     assert longest[-1] == hf.sep_token_id  # truncated before the end token
+
+
+@pytest.mark.parametrize(
+    ("model_type", "option", "value"),
+    [("bert", "do_lower_case", False), ("roberta", "add_prefix_space", True),
+     ("roberta", "trim_offsets", False)],
+)  # fmt: skip
+def test_the_served_tokenizer_follows_tokenizer_config(
+    model_type: str, option: str, value: bool, tmp_path: Path
+) -> None:
+    """transformers rebuilds parts of tokenizer.json from tokenizer_config.json when it loads a
+    BERT or RoBERTa tokenizer; a folder whose two files disagree is tokenized the way the
+    reference (and the user's PyTorch code) tokenizes it, not as tokenizer.json alone says."""
+    task = "token-classification"
+    model_dir = with_tokenizer_config(
+        ARCHITECTURES[model_type].build(tmp_path / "model", task), **{option: value}
+    )
+    spec = build_spec(
+        None, {"model": model_dir, "task": task, "name": "m", "output": tmp_path / "repo"}
+    )
+    repo = generate(spec).output
+    assert_served_tokenizer_matches(repo, "m", model_dir, model_type, task)
 
 
 @pytest.mark.parametrize(("model_type", "task"), PAIRS, ids=PAIR_IDS)
