@@ -7,6 +7,10 @@ folders are merged into one repository so that a single server loads all of them
 this module to one server start. `check` then sends the built-in texts (unicode, the empty
 string, a text past the model's maximum) over HTTP and gRPC, batched and one by one, and
 compares every answer with the Hugging Face model run in PyTorch.
+
+All pairs are served, not a sample: the 21 tiny deployments (plus one BERT whose
+tokenizer_config.json disagrees with its tokenizer.json) load in one server start, and the
+module takes about 70 s on 2 cores, repository generation included.
 """
 
 from __future__ import annotations
