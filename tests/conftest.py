@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,44 @@ def cls_repo(tmp_path: Path, tiny_model_dirs: dict[str, Path]) -> Path:
         },
     )
     return generate(spec).output
+
+
+@pytest.fixture(scope="session")
+def architecture_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Path]:
+    """build(model_type, task): the registry's tiny random model folder (see
+    tests/fixtures/architectures.py), built on first use and shared by the session."""
+    from tests.fixtures.architectures import ARCHITECTURES
+
+    root = tmp_path_factory.mktemp("architectures")
+
+    @functools.cache
+    def build(model_type: str, task: str) -> Path:
+        return ARCHITECTURES[model_type].build(root / model_type / task, task)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def architecture_repo(
+    tmp_path_factory: pytest.TempPathFactory, architecture_model: Callable[[str, str], Path]
+) -> Callable[[str, str], Path]:
+    """generate(model_type, task): the repository `tritonkit generate` writes for the registry's
+    model, deployment `deployment_name(model_type, task)`, generated on first use."""
+    from tests.fixtures.architectures import deployment_name
+    from tritonkit.pipeline.generate import generate
+    from tritonkit.spec import build_spec
+
+    root = tmp_path_factory.mktemp("architecture_repos")
+
+    @functools.cache
+    def repo(model_type: str, task: str) -> Path:
+        name = deployment_name(model_type, task)
+        overrides = {
+            "model": architecture_model(model_type, task),
+            "task": task,
+            "name": name,
+            "output": root / name,
+        }
+        return generate(build_spec(None, overrides)).output
+
+    return repo

@@ -26,6 +26,10 @@ _LENGTH_FIELDS = (
     ("sentence_bert_config.json", "max_seq_length"),
 )
 SUPPORTED_TYPES = "bert, distilbert, roberta, xlm-roberta, deberta-v2, electra, mpnet"
+# Model types whose position ids start at padding_idx + 1 (transformers'
+# create_position_ids_from_input_ids): padding_idx is config.pad_token_id, fixed at 1 for MPNet.
+_PADDING_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "data2vec-text"})
+_FIXED_PADDING_IDX = {"mpnet": 1}
 
 
 def offline() -> None:
@@ -108,7 +112,7 @@ def inspect_model_dir(model_dir: Path, task: str) -> ModelInfo:
         task=task,
         model_type=model_type,
         architectures=architectures,
-        max_length=_max_length(model_dir, getattr(config, "max_position_embeddings", None)),
+        max_length=_max_length(model_dir, _position_limit(model_type, config)),
         input_names=input_names,
         labels=labels,
     )
@@ -203,10 +207,22 @@ def _check_pooling(model_dir: Path) -> None:
                 )
 
 
-def _max_length(model_dir: Path, max_position_embeddings: object) -> int:
-    """The smallest of max_position_embeddings, the tokenizer's model_max_length (when set) and
-    sentence-transformers' max_seq_length (all-MiniLM-L6-v2: 512, 512 and 256)."""
-    limits = [max_position_embeddings]
+def _position_limit(model_type: str, config: Any) -> object:
+    """How many tokens the position embeddings hold: max_position_embeddings, less the ids
+    that RoBERTa-style models skip (514 positions hold 512 tokens when pad_token_id is 1)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    padding_idx = _FIXED_PADDING_IDX.get(model_type)
+    if padding_idx is None and model_type in _PADDING_OFFSET_POSITIONS:
+        padding_idx = getattr(config, "pad_token_id", None)
+    if isinstance(positions, int) and isinstance(padding_idx, int):
+        return positions - padding_idx - 1
+    return positions
+
+
+def _max_length(model_dir: Path, positions: object) -> int:
+    """The smallest of the position embeddings' limit, the tokenizer's model_max_length (when
+    set) and sentence-transformers' max_seq_length (all-MiniLM-L6-v2: 512, 512 and 256)."""
+    limits = [positions]
     for name, key in _LENGTH_FIELDS:
         if (model_dir / name).is_file():
             limits.append(_read_json(model_dir / name).get(key))

@@ -16,6 +16,7 @@ from tritonkit.errors import ModelSourceError, RepositoryError
 from tritonkit.model.export import export_model
 from tritonkit.model.inspect import ModelInfo, inspect_model_dir
 from tritonkit.model.onnx_io import onnx_io
+from tritonkit.model.runners import reference_tokenizer_file
 from tritonkit.pipeline.model_source import check_given_onnx, tensorrt_source
 from tritonkit.repository.buckets import corpus_buckets
 from tritonkit.repository.docs import documents
@@ -126,9 +127,9 @@ def generate(spec: DeploymentSpec, progress: Progress = lambda _: None) -> Gener
     start = time.perf_counter()
     info = inspect_model_dir(spec.model, spec.task)
     max_length = resolve_max_length(spec, info)
-    tokenizer_file = spec.model / "tokenizer.json"
-    tokenizer = load_tokenizer_file(tokenizer_file)
+    tokenizer = load_tokenizer_file(spec.model / "tokenizer.json")
     with staging_dir(output) as work:
+        tokenizer_file = reference_tokenizer_file(spec.model, work / "tokenizer.json")
         source, record = _model_source(spec, info, max_length, work, progress)
         timings["export"] = time.perf_counter() - start
         start = time.perf_counter()
