@@ -138,8 +138,8 @@ def compare_outputs(trt: Any, engine: Any, onnx: Path, record: dict[str, Any]) -
     for index, bucket in enumerate(int(b) for b in BUCKETS.split(",")):
         context = engine.create_execution_context()
         context.set_optimization_profile_async(index, stream.cuda_stream)
-        params = TokenizerParams(max_length=MAX_LENGTH, buckets=(bucket,),
-                                 emit_token_type_ids="token_type_ids" in record["inputs"])  # fmt: skip
+        types = "token_type_ids" in record["inputs"]
+        params = TokenizerParams(MAX_LENGTH, buckets=(bucket,), emit_token_type_ids=types)
         encoder = TextEncoder(str(default_model_dir() / "tokenizer.json"), params)
         for batch in BATCHES:
             # at most bucket - 4 characters: every text pads to this bucket (this profile)
