@@ -133,6 +133,8 @@ def test_trt_variant_built_here_with_trtexec(
     assert validate_repository(repo) == []
     record = json.loads((repo / "cls_trt" / "1" / "tensorrt.json").read_text())["plans"][0]
     assert record["tensorrt_version"] == "10.7.0.23"
+    readme = (repo / "README.md").read_text()
+    assert "| `cls_trt` | tensorrt_plan |" in readme and "## TensorRT plan (`trt-fp16`)" in readme
 
 
 def test_trt_int8_feeds_the_int8_qdq_model(cls_model: Path, tmp_path: Path) -> None:
@@ -146,3 +148,21 @@ def test_trt_int8_feeds_the_int8_qdq_model(cls_model: Path, tmp_path: Path) -> N
     assert recipe["precision"] == "int8"
     assert result.variant is not None and result.variant["name"] == "int8-qdq"
     assert validate_repository(result.output) == []
+
+
+def test_accelerator_on_a_fused_graph_gets_no_explicit_profiles(
+    cls_model: Path, tmp_path: Path
+) -> None:
+    """ORT splits a graph with com.microsoft operators; its TensorRT subgraphs' inputs are
+    internal tensors the profile strings cannot name, which fails the session
+    (microsoft/onnxruntime#17007): the profiles are left out and the README says why."""
+    spec = spec_for(cls_model, tmp_path / "repo", device="gpu", variant="fp32-fused",
+                    tensorrt={"accelerator": True}, optimize={"max_accuracy_drop": 100})  # fmt: skip
+    repo = generate(spec).output
+    config = read_config(repo / "cls_onnx" / "config.pbtxt")
+    (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert "trt_engine_cache_path" in accelerator.parameters
+    assert not [k for k in accelerator.parameters if k.startswith("trt_profile")]
+    readme = (repo / "README.md").read_text()
+    assert "Note: ONNX Runtime's TensorRT accelerator gets no explicit shape profiles" in readme
+    assert validate_repository(repo) == []
