@@ -156,8 +156,9 @@ def test_accelerator_on_a_fused_graph_gets_no_explicit_profiles(
     """ORT splits a graph with com.microsoft operators; its TensorRT subgraphs' inputs are
     internal tensors the profile strings cannot name, which fails the session
     (microsoft/onnxruntime#17007): the profiles are left out and the README says why."""
+    accelerator = {"accelerator": True}
     spec = spec_for(cls_model, tmp_path / "repo", device="gpu", variant="fp32-fused",
-                    tensorrt={"accelerator": True}, optimize={"max_accuracy_drop": 100})  # fmt: skip
+                    tensorrt=accelerator, optimize={"max_accuracy_drop": 100})  # fmt: skip
     repo = generate(spec).output
     config = read_config(repo / "cls_onnx" / "config.pbtxt")
     (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
