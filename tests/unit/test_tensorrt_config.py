@@ -455,6 +455,21 @@ def test_a_version_compatible_plan_needs_the_server_flag(tmp_path: Path) -> None
     assert repository_server_args(write_repository(tmp_path / "c")) == []
 
 
+def test_serve_starts_tritonserver_with_the_flag(tmp_path: Path, monkeypatch: Any) -> None:
+    from tritonkit.pipeline import serve
+    from tritonkit.server.install import ServerInstall
+    from tritonkit.spec import ServeSpec
+
+    fake = ServerInstall(tmp_path, tmp_path / "tritonserver", tmp_path / "backends", None, ())
+    monkeypatch.setattr(serve, "find_server", lambda *a, **k: fake)
+    plan = record(version_compatible=True)
+    repo = write_repository(tmp_path / "r", records=(plan,), version_compatible=True)
+    command = serve.prepare_server(repo, ServeSpec(), None, lambda _: None).command()
+    assert "--backend-config=tensorrt,version-compatible=true" in command
+    plain = serve.prepare_server(write_repository(tmp_path / "p"), ServeSpec(), None, print)
+    assert not [a for a in plain.command() if "version-compatible" in a]
+
+
 def _deferred(root: Path, **changes: Any) -> Path:
     """A repository whose plan is still to be built: recipe, script, ONNX, no plan."""
     repo = write_repository(root, records=())
