@@ -147,3 +147,19 @@ def test_the_api_path_in_the_pod(pod: Path, tmp_path: Path) -> None:
     record = json.loads((pod / "cls_trt" / "1" / "tensorrt.json").read_text())["plans"][0]
     assert record["builder"] == "api" and record["io_types"]["input_ids"] == "TYPE_INT64"
     assert validate_repository(pod) == []
+
+
+def test_sigterm_leaves_no_partial_plan(pod: Path, tmp_path: Path) -> None:
+    """The chart bounds the build with timeout(1), which sends SIGTERM."""
+    assert SYSTEM_PYTHON is not None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    executable(bin_dir / "nvidia-smi", '#!/bin/sh\necho "NVIDIA L4, 8.9"\n')
+    install_trtexec(bin_dir)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_TRT_VERSION": "10.7.0",
+           "TRT_VERSION": "10.7.0.23", "FAKE_TRT_SLEEP": "30"}  # fmt: skip
+    command = ["timeout", "-k", "5", "3", SYSTEM_PYTHON, "-I",
+               str(pod / "cls_trt" / "build_plan.py")]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 124  # timeout(1): the command timed out (and exited on SIGTERM)
+    assert [p.name for p in (pod / "cls_trt" / "1").iterdir()] == [".keep"]

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -633,6 +634,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(f"{where}: {line}", file=sys.stderr, flush=True)
 
+    # timeout(1) sends SIGTERM: exit through the cleanup (temporary plan, trtexec child)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         try:
             recipe = json.loads((model_dir / RECIPE_FILE).read_text(encoding="utf-8"))
@@ -644,6 +647,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyError as e:
         log(f"error: {RECIPE_FILE} lacks {e}: regenerate it with tritonkit generate --defer-plan")
+        return 1
+    except OSError as e:
+        log(f"error: {e.filename or model_dir}: {e.strerror or e}")
         return 1
     log(
         f"built {recipe['version_dir']}/{record['file']} with {record['builder']}: TensorRT "
