@@ -391,3 +391,27 @@ def test_real_build_on_a_gpu(tmp_path: Path) -> None:
     record = build_plan(token_onnx(tmp_path / "m.onnx"), tmp_path / "v", BuildOptions(PROFILES))
     assert (tmp_path / "v" / "model.plan").stat().st_size > 1000
     assert "profiles" in record.checked
+
+
+def test_trtexec_timing_cache_keyed_locked_and_a_corrupt_one_set_aside(
+    fake_trtexec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """trtexec reads, combines and writes the cache itself (under its own lockf on
+    `<cache>.lock`, common.h 8.6 :1168-1207); tritonkit keys the file by version and GPU, holds
+    its own flock around the run, and sets aside a cache trtexec cannot read (from 10.8 a failed
+    setTimingCache ends the build, cacheUtils.cpp)."""
+    monkeypatch.setenv("FAKE_TRT_VERSION", "10.13.3")
+    caches = tmp_path / "caches"
+    options = BuildOptions(PROFILES, timing_cache=caches)
+    model = token_onnx(tmp_path / "m.onnx")
+    build_plan(model, tmp_path / "a", options)
+    path = caches / "tensorrt-10.13.3-sm89-nvidia-fake-l4.cache"
+    assert len(json.loads(path.read_text())["fake_timing_cache"]) == 1
+    build_plan(model, tmp_path / "b", options)
+    assert len(json.loads(path.read_text())["fake_timing_cache"]) == 2  # combined
+    path.write_text("corrupt")
+    record = build_plan(model, tmp_path / "c", options)
+    assert record.extra["timing_cache"] == path.name
+    assert len(json.loads(path.read_text())["fake_timing_cache"]) == 1  # a fresh cache
+    (aside,) = caches.glob("*.unreadable-*")
+    assert aside.read_text() == "corrupt"
