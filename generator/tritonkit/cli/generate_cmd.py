@@ -64,7 +64,14 @@ def export(model_dir: Path | None, output: Path, spec_file: Path | None, **value
 @click.argument("model_dir", type=PATH, required=False)
 @SPEC_OPTION
 @add_flags(GENERATE_FLAGS)
-def generate(model_dir: Path | None, spec_file: Path | None, **values: Any) -> None:
+@click.option(
+    "--defer-plan", is_flag=True,
+    help="trt-* variants: write the plan's recipe and build script instead of the plan (the "
+    "serving GPU pod runs NAME_trt/build_plan.py; the Helm chart does).",
+)  # fmt: skip
+def generate(
+    model_dir: Path | None, spec_file: Path | None, defer_plan: bool, **values: Any
+) -> None:
     """Build a Triton model repository from a Hugging Face model folder.
 
     Writes an ensemble NAME (TEXT in, results out), NAME_tokenizer (Python backend) and
@@ -77,6 +84,7 @@ def generate(model_dir: Path | None, spec_file: Path | None, **values: Any) -> N
         tritonkit generate --spec tritonkit.yaml            # unattended (init container)
         tritonkit generate --spec tritonkit.yaml --device gpu --force
         tritonkit generate ./my-model --variant auto -o repo   # fastest that passes the gate
+        tritonkit generate --spec tritonkit.yaml --variant trt-fp16 --defer-plan
     """
     from tritonkit.pipeline.generate import generate as run_generate
     from tritonkit.spec import build_spec
@@ -87,7 +95,9 @@ def generate(model_dir: Path | None, spec_file: Path | None, **values: Any) -> N
     given = overrides(GENERATE_FLAGS, values) | ({"model": model_dir} if model_dir else {})
     spec = build_spec(spec_file, given)
     with console.status("generating") as status:
-        result = run_generate(spec, progress=lambda message: status.update(message))
+        result = run_generate(
+            spec, progress=lambda message: status.update(message), defer_plan=defer_plan
+        )
     names = ", ".join(result.plan.deployment.model_names()[::-1])
     diff = result.export_max_diff
     parity = f"; export parity max |diff| {diff:.2e}" if diff is not None else ""
@@ -117,7 +127,7 @@ def validate(repo: Path | None, spec_file: Path | None) -> None:
         tritonkit validate model_repository
         tritonkit validate --spec tritonkit.yaml      # the spec's output folder
     """
-    from tritonkit.repository.validate import validate_repository
+    from tritonkit.repository.validate import repository_notes, validate_repository
 
     repo = repository_folder(repo, spec_file)
     problems = validate_repository(repo)
@@ -125,6 +135,8 @@ def validate(repo: Path | None, spec_file: Path | None) -> None:
         for problem in problems:
             click.echo(problem, err=True)
         raise RepositoryError(f"{repo}: {len(problems)} problem(s) found")
+    for note in repository_notes(repo):
+        click.echo(note)
     console.print(f"[green]valid[/] {repo}")
 
 

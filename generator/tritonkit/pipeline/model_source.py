@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tritonkit.errors import ExportError
+from tritonkit.errors import ExportError, PlanBuildError
 from tritonkit.model.inspect import ModelInfo
 from tritonkit.model.onnx_io import check_onnx_file, onnx_io
 from tritonkit.repository.plan import TensorRTModel
 from tritonkit.runtime.tokenizer import TokenizerParams
 from tritonkit.spec import DeploymentSpec
+from tritonkit.tensorrt.versions import TensorRTRelease
 
 
 def check_given_onnx(source: Path, info: ModelInfo) -> None:
@@ -27,25 +28,49 @@ def check_given_onnx(source: Path, info: ModelInfo) -> None:
         )
 
 
-def tensorrt_source(
-    spec: DeploymentSpec, onnx: Path, tokenizer: TokenizerParams, work: Path
-) -> TensorRTModel:
-    """Build the plan for `spec`'s trt-* variant from `onnx` (on a machine with TensorRT)."""
-    from tritonkit.tensorrt.build import BuildOptions, build_plan
+def tensorrt_target(spec: DeploymentSpec) -> TensorRTRelease:
+    """The TensorRT the spec's Triton image runs, refusing before any work what cannot be
+    served: an image whose TensorRT is unknown, a TensorRT 8.x target (its plans take int32
+    token inputs and the tokenizer sends int64: onnx2trt_utils.cpp 8.6-GA :357-358;
+    tensorrt_backend binds INT64 only from r24.05), per-cc plan names (the pod builds one plan,
+    for its own GPU)."""
+    from tritonkit.tensorrt.versions import serving_tensorrt, version_tuple
+
+    serving = serving_tensorrt(spec.triton_image, spec.tensorrt.tensorrt_version)
+    if version_tuple(serving.version) < (10,):
+        raise PlanBuildError(
+            f"{spec.triton_image} runs TensorRT {serving.version}: TensorRT 8 plans take int32 "
+            "token inputs but the tokenizer sends int64 (TensorRT 10 keeps INT64; "
+            "tensorrt_backend binds it from 24.05): deploy a Triton image >= 24.05"
+        )
+    if spec.tensorrt.per_cc:
+        raise PlanBuildError(
+            "tensorrt.per_cc: generate builds one plan on the GPU that serves it; per-cc plan "
+            "names are for tritonkit build-plan into a shared model folder"
+        )
+    return serving
+
+
+def tensorrt_source(spec: DeploymentSpec, onnx: Path, tokenizer: TokenizerParams) -> TensorRTModel:
+    """The recipe for `spec`'s trt-* variant from `onnx` (the unfused export, or the int8-qdq
+    model for trt-int8), for the TensorRT the spec's Triton image runs."""
+    from tritonkit.repository.plan import PLAN_ONNX
     from tritonkit.tensorrt.profiles import plan_profiles
+    from tritonkit.tensorrt.recipe import BuildOptions, make_recipe
 
     trt = spec.tensorrt
+    serving = tensorrt_target(spec)
+    profiles = plan_profiles(tokenizer, spec.max_batch_size, trt.opt_batch_size)
     options = BuildOptions(
-        profiles=plan_profiles(tokenizer, spec.max_batch_size, trt.opt_batch_size),
+        profiles=profiles,
         precision="int8" if spec.variant == "trt-int8" else "fp16",
         workspace_mib=trt.workspace_mib,
         timing_cache=trt.timing_cache,
         optimization_level=trt.optimization_level,
         hardware_compatibility=trt.hardware_compatibility,
         version_compatible=trt.version_compatible,
-        per_compute_capability=trt.per_cc,
         triton_image=spec.triton_image,
     )
-    version_dir = work / "plan" / "1"
-    record = build_plan(onnx, version_dir, options)
-    return TensorRTModel(onnx, version_dir, record, trt.per_cc, trt.cuda_graphs)
+    recipe = make_recipe(onnx, options, serving, PLAN_ONNX)
+    batches = (1, profiles[0].opt[0], spec.max_batch_size) if trt.cuda_graphs else ()
+    return TensorRTModel(onnx, recipe, trt.cuda_graphs, batches)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tritonkit.errors import RepositoryError
+from tritonkit.repository.backends.tensorrt import server_args
 from tritonkit.repository.validate import validate_repository
 from tritonkit.server.install import find_server
 from tritonkit.server.process import TritonServer
@@ -30,4 +31,14 @@ def prepare_server(
         http_port=options.http_port,
         grpc_port=options.grpc_port,
         metrics_port=options.metrics_port,
+        extra_args=repository_server_args(repo),
     )
+
+
+def repository_server_args(repo: Path) -> list[str]:
+    """tritonserver flags the repository's models need (version-compatible TensorRT plans:
+    --backend-config=tensorrt,version-compatible=true)."""
+    args: list[str] = []
+    for model_dir in sorted(p for p in repo.iterdir() if p.is_dir()):
+        args += [a for a in server_args(model_dir) if a not in args]
+    return args

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from tritonkit.errors import RepositoryError
@@ -160,12 +160,20 @@ def commit(staged: Path, output: Path, force: bool, protected: Sequence[Path] = 
 
 
 def write_repository(
-    plan: RepositoryPlan, output: Path, *, force: bool, protected: Sequence[Path] = ()
+    plan: RepositoryPlan,
+    output: Path,
+    *,
+    force: bool,
+    protected: Sequence[Path] = (),
+    before: Callable[[Path], None] | None = None,
 ) -> None:
-    """Render, write, validate and move the plan into `output` (see the module docstring)."""
+    """Render, write, validate and move the plan into `output` (see the module docstring);
+    `before` runs on the staged folder first (the TensorRT plan is built there)."""
     check_output(output, force, protected)
     with staging_dir(output) as staged:
         write_files(staged, plan)
+        if before is not None:
+            before(staged)
         problems = validate_repository(staged)
         if problems:
             raise RepositoryError("generated repository failed validation:\n" + "\n".join(problems))

@@ -15,6 +15,7 @@ from tritonkit.spec.loader import build_section, build_spec, read_spec_file, spe
 from tritonkit.spec.sections import (
     DEPLOY_VARIANTS,
     DEVICE_VARIANTS,
+    TENSORRT_INT8_VARIANT,
     TRT_VARIANTS,
     VARIANTS,
     DynamicBatchingSpec,
@@ -39,6 +40,7 @@ __all__ = [
     "DEPLOY_VARIANTS",
     "DEVICE_VARIANTS",
     "NAME_PATTERN",
+    "TENSORRT_INT8_VARIANT",
     "TRT_VARIANTS",
     "VARIANTS",
     "CheckSpec",

@@ -10,6 +10,7 @@ from pydantic import field_validator, model_validator
 
 from tritonkit.spec.fields import Section, option
 from tritonkit.spec.sections import (
+    TENSORRT_INT8_VARIANT,
     TRT_VARIANTS,
     DeployVariant,
     Device,
@@ -157,12 +158,16 @@ def cross_field_problems(spec: DeploymentSpec) -> list[tuple[str, str]]:
         problems.append((
             "variant", f"{spec.variant}: TensorRT plans are for GPU targets: set device: gpu"
         ))  # fmt: skip
+    version = spec.tensorrt.tensorrt_version
+    if version is not None and not re.fullmatch(r"\d+\.\d+\.\d+(\.\d+)?", version):
+        problems.append(("tensorrt.tensorrt_version", f"'{version}': use X.Y.Z.B, e.g. 10.5.0.18"))
     if spec.tensorrt.accelerator and spec.device != "gpu":
         problems.append((
             "tensorrt.accelerator", "ONNX Runtime's TensorRT accelerator needs device: gpu"
         ))  # fmt: skip
     if spec.device == "gpu":
-        int8 = [v for v in (spec.variant, *spec.optimize.variants) if v.startswith("int8")]
+        chosen = (spec.variant, *spec.optimize.variants)
+        int8 = [v for v in chosen if v.startswith("int8") and v != TENSORRT_INT8_VARIANT]
         if int8:
             problems.append((
                 "variant" if spec.variant in int8 else "optimize.variants",
