@@ -11,6 +11,7 @@ from tritonkit.model.onnx_io import check_onnx_file, onnx_io
 from tritonkit.repository.plan import TensorRTModel
 from tritonkit.runtime.tokenizer import TokenizerParams
 from tritonkit.spec import DeploymentSpec
+from tritonkit.tasks import Precision
 from tritonkit.tensorrt.versions import TensorRTRelease
 
 
@@ -61,16 +62,8 @@ def tensorrt_source(spec: DeploymentSpec, onnx: Path, tokenizer: TokenizerParams
     trt = spec.tensorrt
     serving = tensorrt_target(spec)
     profiles = plan_profiles(tokenizer, spec.max_batch_size, trt.opt_batch_size)
-    options = BuildOptions(
-        profiles=profiles,
-        precision="int8" if spec.variant == "trt-int8" else "fp16",
-        workspace_mib=trt.workspace_mib,
-        timing_cache=trt.timing_cache,
-        optimization_level=trt.optimization_level,
-        hardware_compatibility=trt.hardware_compatibility,
-        version_compatible=trt.version_compatible,
-        triton_image=spec.triton_image,
-    )
+    precision: Precision = "int8" if spec.variant == "trt-int8" else "fp16"
+    options = BuildOptions.from_section(trt, profiles, precision, spec.triton_image)
     recipe = make_recipe(onnx, options, serving, PLAN_ONNX)
     batches = (1, profiles[0].opt[0], spec.max_batch_size) if trt.cuda_graphs else ()
     return TensorRTModel(onnx, recipe, trt.cuda_graphs, batches)

@@ -42,17 +42,7 @@ def build_model_plan(
         profiles = plan_profiles(tokenizer, max_batch_size, options.opt_batch_size, layout)
     except ValueError as e:  # options that cannot make a profile: bad input, exit 2
         raise SpecError(str(e)) from None
-    build = BuildOptions(
-        profiles=profiles,
-        precision=precision,
-        workspace_mib=options.workspace_mib,
-        timing_cache=options.timing_cache,
-        optimization_level=options.optimization_level,
-        hardware_compatibility=options.hardware_compatibility,
-        version_compatible=options.version_compatible,
-        per_compute_capability=options.per_cc,
-        triton_image=triton_image,
-    )
+    build = BuildOptions.from_section(options, profiles, precision, triton_image)
     serving: TensorRTRelease | None = None
     if triton_image is not None:
         serving = serving_tensorrt(triton_image, options.tensorrt_version)

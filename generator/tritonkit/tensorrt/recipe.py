@@ -18,6 +18,7 @@ from tritonkit import __version__
 from tritonkit.errors import PlanBuildError
 from tritonkit.model.onnx_io import TOKEN_INPUTS, onnx_io
 from tritonkit.runtime.plan_builder import RECIPE_FORMAT, BuildError, precision_flags
+from tritonkit.spec import TensorRTSpec
 from tritonkit.tensorrt.profiles import Profile
 from tritonkit.tensorrt.qdq import check_for_tensorrt
 from tritonkit.tensorrt.versions import TensorRTRelease, io_type_for, version_tuple
@@ -52,6 +53,27 @@ class BuildOptions:
             )
         if self.workspace_mib < 1:
             raise PlanBuildError(f"workspace {self.workspace_mib} MiB: use a positive size")
+
+    @classmethod
+    def from_section(
+        cls,
+        section: TensorRTSpec,
+        profiles: tuple[Profile, ...],
+        precision: Precision,
+        triton_image: str | None,
+    ) -> BuildOptions:
+        """The build options the spec's `tensorrt:` section sets."""
+        return cls(
+            profiles=profiles,
+            precision=precision,
+            workspace_mib=section.workspace_mib,
+            timing_cache=section.timing_cache,
+            optimization_level=section.optimization_level,
+            hardware_compatibility=section.hardware_compatibility,
+            version_compatible=section.version_compatible,
+            per_compute_capability=section.per_cc,
+            triton_image=triton_image,
+        )
 
 
 @dataclass(frozen=True)

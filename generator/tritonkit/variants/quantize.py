@@ -23,6 +23,7 @@ import io
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -50,6 +51,17 @@ def _quiet() -> Iterator[None]:
             yield
     finally:
         root.setLevel(level)
+
+
+def _calibration_method(name: str) -> Any:
+    """onnxruntime.quantization's CalibrationMethod for a spec's calibration_method."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[name]
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -228,7 +240,6 @@ def quantize_static_int8(
     `nodes` is None.
     """
     from onnxruntime.quantization import (
-        CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
@@ -256,11 +267,6 @@ def quantize_static_int8(
         node.name = node.name or node.output[0]
     inferred_path = target.with_name(target.stem + ".shapes.onnx")
     onnx.save(inferred, str(inferred_path))
-    methods = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }
     try:
         with _quiet():
             quantize_static(
@@ -274,7 +280,7 @@ def quantize_static_int8(
                 reduce_range=reduce_range,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
-                calibrate_method=methods[method],
+                calibrate_method=_calibration_method(method),
                 extra_options={
                     "DefaultTensorType": onnx.TensorProto.FLOAT,
                     "WeightSymmetric": True,
@@ -329,7 +335,7 @@ def quantize_qdq_int8(
     (onnx/defs/quantization/old.cc). Only ai.onnx operators: the unfused export has no
     com.microsoft op, and plain QDQ (not QOperator, not the contrib Q/DQ) adds none.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     model = onnx.load(str(source))
     if _opset(model) < 13:
@@ -351,11 +357,6 @@ def quantize_qdq_int8(
         node.name = node.name or node.output[0]
     named = target.with_name(target.stem + ".named.onnx")
     onnx.save(model, str(named))
-    methods = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }
     try:
         with _quiet():
             quantize_static(
@@ -369,7 +370,7 @@ def quantize_qdq_int8(
                 reduce_range=False,
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
-                calibrate_method=methods[method],
+                calibrate_method=_calibration_method(method),
                 extra_options={
                     "ActivationSymmetric": True,
                     "WeightSymmetric": True,
