@@ -476,3 +476,19 @@ def test_the_matching_onnx_is_accepted(tmp_path: Path, tiny_classifier_onnx: Pat
     code, out = run("generate", str(folder), *CLASSIFY, "--onnx", str(tiny_classifier_onnx),
                     "-o", str(tmp_path / "repo"))  # fmt: skip
     assert code == 0, out
+
+
+def test_the_dockerfile_runs_as_a_non_root_user(
+    tmp_path: Path, tiny_model_dirs: dict[str, Path]
+) -> None:
+    repo = tmp_path / "repo"
+    image = "registry.example.com:5000/team/tritonserver:24.10-py3"
+    code, out = run("generate", str(tiny_model_dirs["text-classification"]), *CLASSIFY, "-o",
+                    str(repo), "--triton-image", image)  # fmt: skip
+    assert code == 0, out
+    lines = (repo / "Dockerfile").read_text().splitlines()
+    instructions = [line.split()[0] for line in lines if line and not line.startswith("#")]
+    assert instructions == ["FROM", "RUN", "COPY", "USER", "EXPOSE", "CMD"]
+    assert f"FROM {image}" in lines
+    assert "USER 1000:1000" in lines  # triton-server in NGC images; numeric for runAsNonRoot
+    assert "COPY --chown=0:0 . /models" in lines

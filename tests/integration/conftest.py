@@ -47,3 +47,26 @@ def tiny_server(tiny_repo: Path, triton_install: ServerInstall) -> Iterator[Trit
     server = start_server(tiny_repo, triton_install)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def cls_deployment(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dirs: dict[str, Path]
+) -> Path:
+    """A repository generated once for the tiny classifier (deployment `cls`); copy it with
+    `fresh_copy` before changing or serving it from a test that writes into it."""
+    from tritonkit.pipeline.generate import generate
+    from tritonkit.spec import build_spec
+
+    root = tmp_path_factory.mktemp("cls_deployment")
+    spec = build_spec(None, {"model": tiny_model_dirs["text-classification"],
+                             "task": "text-classification", "name": "cls",
+                             "output": root / "repo"})  # fmt: skip
+    return generate(spec).output
+
+
+def fresh_copy(repo: Path, dest: Path) -> Path:
+    """A copy of `repo` at `dest` (timestamps kept, as a generated repository has them)."""
+    import shutil
+
+    return Path(shutil.copytree(repo, dest))

@@ -24,7 +24,7 @@ from tritonclient.grpc import model_config_pb2
 
 from tritonkit.errors import ServerError
 from tritonkit.server.client import ADMIN_KEY_HEADER, key_file
-from tritonkit.server.install import ServerInstall, refresh_onnxruntime_backend
+from tritonkit.server.install import ServerInstall, refresh_server_env
 from tritonkit.server.models import load_waves, read_repository
 from tritonkit.util.gpu import gpu_available
 from tritonkit.util.processes import stop_process_group
@@ -170,7 +170,7 @@ class TritonServer:
         if self._process is not None:
             raise ServerError(f"tritonserver for {self.repo} is already running: stop() it first")
         self._check_ports()
-        refresh_onnxruntime_backend(self.install)
+        refresh_server_env(self.install)
         deadline = time.monotonic() + timeout
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
