@@ -492,3 +492,32 @@ def test_the_dockerfile_runs_as_a_non_root_user(
     assert f"FROM {image}" in lines
     assert "USER 1000:1000" in lines  # triton-server in NGC images; numeric for runAsNonRoot
     assert "COPY --chown=0:0 . /models" in lines
+
+
+# Items 12 and 13: serve refuses what it cannot serve before anything starts.
+
+
+def test_serve_refuses_an_empty_folder(tmp_path: Path) -> None:
+    code, out = run("serve", str(tmp_path))
+    assert code == 1
+    assert out == (
+        f"Error: {tmp_path}: no models to serve (no folder with a config.pbtxt): write a "
+        f"repository with `tritonkit generate MODEL_DIR -o {tmp_path}`\n"
+    )
+
+
+def test_serve_refuses_a_repository_missing_model_py(
+    tmp_path: Path, tiny_model_dirs: dict[str, Path]
+) -> None:
+    """Served anyway, this load would hang for ever in Triton 2.51."""
+    repo = tmp_path / "repo"
+    code, out = run("generate", str(tiny_model_dirs["text-classification"]), *CLASSIFY, "-o",
+                    str(repo))  # fmt: skip
+    assert code == 0, out
+    (repo / "cls_tokenizer" / "1" / "model.py").unlink()
+    code, out = run("serve", str(repo), "--timeout", "5")
+    assert code == 1
+    assert out == (
+        "Error: cls_tokenizer/1/model.py: Python backend file missing\n"
+        f"{repo}: 1 problem(s): fix them (see `tritonkit validate {repo}`) before serving\n"
+    )
