@@ -26,9 +26,11 @@ def export_to(
         return export_model(model_dir, task, output, opset=opset, atol=atol)
     except (OSError, TritonkitError) as e:
         _remove(output, created)
-        cause = disk_full(e) or (e if isinstance(e, OSError) else None)
-        if cause is not None:
-            raise RepositoryError(cannot_write(output, cause)) from e
+        full = disk_full(e)
+        if full is not None:
+            raise RepositoryError(cannot_write(output, full)) from e
+        if isinstance(e, OSError):
+            raise RepositoryError(f"{e.filename or output}: {e.strerror or e}") from e
         raise
     except BaseException:
         _remove(output, created)

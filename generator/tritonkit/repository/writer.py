@@ -131,8 +131,8 @@ def staging_dir(output: Path) -> Iterator[Path]:
         full = disk_full(e)
         if full is not None:
             raise RepositoryError(cannot_write(output, full)) from e
-        if isinstance(e, OSError):
-            raise RepositoryError(cannot_write(output, e)) from e
+        if isinstance(e, OSError):  # not ours to explain further; one line, not a traceback
+            raise RepositoryError(f"{e.filename or output}: {e.strerror or e}") from e
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
