@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test lint typecheck bench server helm-tools system-tools gpu-check clean
+.PHONY: help venv demo test lint typecheck bench soak server helm-tools system-tools gpu-check clean
 
 help:
 	@echo "make demo   - export all-MiniLM-L6-v2, build the Triton repository, serve it, check it"
@@ -78,6 +78,12 @@ bench: $(STAMP)
 	$(BIN)/tritonkit optimize "$$($(BIN)/tritonkit finetune --print-path)" \
 		--task text-classification --eval-file generator/tritonkit/data/sentiment/eval.jsonl \
 		-o out/bench/sentiment-variants
+
+# Issue 10's soak: `tritonkit serve` under closed-loop load at saturation for 10 minutes, a
+# Python stub killed with SIGKILL at half time; -> out/soak/soak.{json,md}. Not in `make test`.
+soak: $(STAMP)
+	$(BIN)/tritonkit server install
+	$(BIN)/python tests/soak/soak.py --minutes 10
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -39,20 +37,21 @@ def serve(
     Python-based `onnxruntime` backend that emulates Triton's ONNX Runtime backend on CPU.
     Models configured for KIND_GPU are loaded on CPU when no GPU is present, with a notice.
     The control APIs (model loading, configs, shared memory, logging, trace) are closed to
-    other clients: tritonkit holds a per-run key.
+    other clients: tritonkit holds a per-run key. While serving, tritonkit watches the
+    deployment (a canary inference per model, its Python stubs) and reloads a model whose
+    stub died; it exits non-zero with the reason when the server dies or a model cannot be
+    recovered. A repository that `tritonkit validate` refuses is not served.
 
     \b
         tritonkit serve model_repository
         tritonkit serve model_repository --http-port 9000 --grpc-port 9001 --metrics-port 9002
     """
-    from tritonkit.pipeline.serve import prepare_server
+    from tritonkit.pipeline.serve import prepare_server, watch
 
     options = load_section(ServeSpec, "serve", spec_file, SERVE_FLAGS, values)
     repo = repository_folder(repo, spec_file)
     server = prepare_server(repo, options, tritonserver, progress_line)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:  # Ctrl-C at any point, even while starting, stops the server cleanly
+    try:  # Ctrl-C, SIGTERM or SIGHUP at any point, even while starting, stop the server
         with console.status("starting tritonserver"):
             server.start(timeout=options.timeout)
         for notice in server.loaded_notices:
@@ -62,8 +61,7 @@ def serve(
             f"metrics http://{server.metrics_url}/metrics\n"
             f"log: {server.log_path}\nPress Ctrl-C to stop."
         )
-        while not stop.wait(0.5):
-            pass
+        watch(server, options, progress_line)
     except KeyboardInterrupt:
         pass
     finally:

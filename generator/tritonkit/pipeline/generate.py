@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 
 from tritonkit.errors import ModelSourceError, RepositoryError, SpecError
 from tritonkit.model.export import export_model
-from tritonkit.model.inspect import ModelInfo, inspect_model_dir
+from tritonkit.model.inspect import ModelInfo, inspect_model_dir, load_tokenizer_file
 from tritonkit.model.onnx_io import onnx_io
 from tritonkit.model.runners import reference_tokenizer_file
 from tritonkit.pipeline.model_source import check_given_onnx, tensorrt_source, tensorrt_target
@@ -36,18 +36,6 @@ class GenerateResult:
     export_max_diff: float | None
     timings: dict[str, float] = field(default_factory=dict)
     variant: dict[str, Any] | None = None  # the deployed variant's record (not for fp32)
-
-
-def load_tokenizer_file(path: Path) -> Tokenizer:
-    """The fast tokenizer file, with a one-line error for a corrupt or foreign one."""
-    try:
-        return Tokenizer.from_file(str(path))
-    except Exception as e:  # tokenizers raises its own Exception for every parse problem
-        detail = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-        raise ModelSourceError(
-            f"{path}: not a tokenizers file ({detail}): re-save it with "
-            "AutoTokenizer.from_pretrained(folder).save_pretrained(folder)"
-        ) from None
 
 
 def pad_token_id(model_dir: Path, tokenizer: Tokenizer) -> int:
@@ -96,7 +84,6 @@ def _model_source(
     """The ONNX model to serve (or build a plan from), and what tritonkit.json records of it."""
     if spec.export.onnx is not None:
         progress(f"using the given ONNX model {spec.export.onnx}")
-        check_given_onnx(spec.export.onnx, info)
         return OnnxModel(spec.export.onnx), {"export_max_abs_diff": None, "variant": None}
     if spec.variant not in ("fp32", "trt-fp16"):
         from tritonkit.pipeline.variant import deploy_variant
@@ -158,6 +145,8 @@ def generate(
     info = inspect_model_dir(spec.model, spec.task)
     max_length = resolve_max_length(spec, info)
     tokenizer = load_tokenizer_file(spec.model / "tokenizer.json")
+    if spec.export.onnx is not None:  # before any folder is made
+        check_given_onnx(spec.export.onnx, info)
     with staging_dir(output) as work:
         tokenizer_file = reference_tokenizer_file(spec.model, work / "tokenizer.json")
         source, record = _model_source(spec, info, max_length, work, progress)

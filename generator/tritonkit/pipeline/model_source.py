@@ -7,16 +7,23 @@ from pathlib import Path
 
 from tritonkit.errors import ExportError, PlanBuildError
 from tritonkit.model.inspect import ModelInfo
-from tritonkit.model.onnx_io import check_onnx_file, onnx_io
+from tritonkit.model.onnx_io import check_onnx_file, graph_facts, onnx_io
 from tritonkit.repository.plan import TensorRTModel
 from tritonkit.runtime.tokenizer import TokenizerParams
 from tritonkit.spec import DeploymentSpec
 from tritonkit.tasks import Precision
 from tritonkit.tensorrt.versions import TensorRTRelease
 
+_FIX = "pass the ONNX file exported from this model folder (`tritonkit export`)"
+
 
 def check_given_onnx(source: Path, info: ModelInfo) -> None:
-    """A user's ONNX file must be a graph tritonkit exported for this task."""
+    """A user's ONNX file must be a graph tritonkit exported for this task, from this model
+    folder: same inputs, a vocabulary that holds every token id, one score per label."""
+    if source.is_dir():
+        raise ExportError(
+            f"{source}: export.onnx: is a folder, not an ONNX file: pass the path of its model.onnx"
+        )
     if not source.is_file():
         raise ExportError(f"{source}: export.onnx: not an ONNX file: pass the model.onnx path")
     check_onnx_file(source)
@@ -27,6 +34,32 @@ def check_given_onnx(source: Path, info: ModelInfo) -> None:
             f"{source}: graph outputs {sorted(t.name for t in outputs)} lack {sorted(expected)} "
             f"for task {info.task}: export it with `tritonkit export --task {info.task}`"
         )
+    problems = graph_mismatches(source, info)
+    if problems:
+        raise ExportError("\n".join(problems))
+
+
+def graph_mismatches(source: Path, info: ModelInfo) -> list[str]:
+    """Every way the graph does not fit the model folder, one line each."""
+    task = info.task_record
+    facts = graph_facts(source, task.raw_output, task.label_output)
+    problems = []
+    if set(facts.input_names) != set(info.input_names):
+        problems.append(
+            f"{source}: graph inputs ({', '.join(facts.input_names)}) differ from what the "
+            f"tokenizer feeds a {info.model_type} model ({', '.join(info.input_names)}): {_FIX}"
+        )
+    if facts.embedding_rows is not None and info.vocab_size > facts.embedding_rows:
+        problems.append(
+            f"{source}: the graph's embedding table has {facts.embedding_rows} rows but "
+            f"{info.model_dir / 'tokenizer.json'} has {info.vocab_size} token ids: {_FIX}"
+        )
+    if task.needs_labels and facts.class_count not in (None, len(info.labels)):
+        problems.append(
+            f"{source}: the graph scores {facts.class_count} classes but "
+            f"{info.model_dir / 'config.json'} has {len(info.labels)} labels (id2label): {_FIX}"
+        )
+    return problems
 
 
 def tensorrt_target(spec: DeploymentSpec) -> TensorRTRelease:

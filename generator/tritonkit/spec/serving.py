@@ -39,6 +39,11 @@ class ServeSpec(Section):
     grpc_port: int = option(8001, "gRPC port.", flag="--grpc-port", ge=1, le=65535)
     metrics_port: int = option(8002, "Metrics port.", flag="--metrics-port", ge=1, le=65535)
     timeout: float = option(180.0, "Seconds to wait until ready.", flag="--timeout", gt=0)
+    watch_interval: float = option(
+        2.0, "Seconds between health checks while serving: a canary inference per model and its "
+        "Python stubs; a dead stub's model is reloaded. 0: check only that tritonserver runs.",
+        flag="--watch-interval", ge=0,
+    )  # fmt: skip
 
 
 class CheckSpec(Section):
