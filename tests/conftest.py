@@ -95,3 +95,38 @@ def architecture_repo(
         return generate(build_spec(None, overrides)).output
 
     return repo
+
+
+def _untracked() -> set[str] | None:
+    """Files git neither tracks nor ignores, in this checkout (None outside a git checkout)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "--others", "--exclude-standard"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return set(done.stdout.splitlines())
+
+
+_BEFORE: set[str] | None = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _BEFORE
+    _BEFORE = _untracked()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A test that writes into the checkout (a relative path run from the repository root)
+    fails the session: tests write under tmp_path only."""
+    after = _untracked()
+    if _BEFORE is None or after is None:
+        return
+    new = sorted(after - _BEFORE)
+    if new:
+        print(f"\ntests wrote files into the checkout: {', '.join(new[:10])}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -72,6 +72,7 @@ def run_fake(version: str, args: list[str], tmp_path: Path) -> subprocess.Comple
     return subprocess.run(
         [sys.executable, str(FIXTURES / "fake_trtexec.py"), *args],
         capture_output=True, text=True, env={"FAKE_TRT_VERSION": version, "PATH": "/usr/bin"},
+        cwd=tmp_path,  # --saveEngine=p is relative: the fake's plan lands in tmp_path
     )  # fmt: skip
 
 
