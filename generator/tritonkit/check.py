@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer
 
 from tritonkit.errors import CheckError
 from tritonkit.model.inspect import inspect_model_dir
-from tritonkit.model.runners import reference_outputs
+from tritonkit.model.runners import load_tokenizer, reference_outputs
 from tritonkit.repository.contract import RECORD_FILE, Deployment
 from tritonkit.server.client import Client, admin_headers, served_deployment
 from tritonkit.spec.sections import VARIANT_PRECISION
@@ -93,12 +92,11 @@ def tolerance_for(
     )
 
 
-def token_counts(tokenizer_file: Path, texts: Sequence[str], max_length: int) -> list[int]:
-    """Tokens per text after truncation, special tokens included (what the server sees)."""
-    tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=max_length)
-    return [len(encoding.ids) for encoding in tokenizer.encode_batch(list(texts))]
+def token_counts(model_dir: Path, texts: Sequence[str], max_length: int) -> list[int]:
+    """Tokens per text after truncation, special tokens included, counted by the reference's
+    tokenizer (the folder's, as transformers loads it: what tritonkit serves)."""
+    encoded = load_tokenizer(model_dir)(list(texts), truncation=True, max_length=max_length)
+    return [len(ids) for ids in encoded["input_ids"]]
 
 
 def compare_with_repository(served: Deployment, repo: Path) -> None:
@@ -159,7 +157,7 @@ def _compare_all(
     info = inspect_model_dir(model_dir, task.name)
     max_length = deployment.tokenizer.max_length
     reference = reference_outputs(model_dir, task.name, texts, max_length=max_length)
-    lengths = token_counts(model_dir / "tokenizer.json", texts, max_length)
+    lengths = token_counts(model_dir, texts, max_length)
 
     def judge(served: dict[str, np.ndarray], row: int, served_row: int) -> tuple[bool, float, str]:
         found = task.compare_rows(

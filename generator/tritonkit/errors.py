@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
+import errno
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def cannot_write(path: object, error: OSError, fix: str = "choose another -o") -> str:
+    """One line for a failed write under `path`: a full disk says so (and is nobody's input
+    mistake); anything else names the system's reason."""
+    if error.errno in _DISK_FULL:
+        return f"{path}: no space left on the device: free space or {fix}"
+    return f"{path}: cannot write here ({error.strerror or error}): {fix}"
+
+
+def disk_full(error: BaseException) -> OSError | None:
+    """The OSError behind `error` (itself or its cause) when it is a full disk or quota."""
+    cause = error if isinstance(error, OSError) else error.__cause__
+    return cause if isinstance(cause, OSError) and cause.errno in _DISK_FULL else None
+
 
 class TritonkitError(Exception):
     """Root of every error tritonkit reports to a user (the CLI prints it as one line, exit 1)."""

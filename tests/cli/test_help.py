@@ -34,3 +34,14 @@ def test_version_and_group_help() -> None:
     result = CliRunner().invoke(main, ["--help"])
     for command in ("generate", "validate", "serve", "check", "demo", "export", "server"):
         assert command in result.output
+
+
+def test_the_readme_shows_the_reference_spec() -> None:
+    """The README's spec block is `tritonkit spec`'s output: a key added to the spec must be
+    documented there (regenerate the block with `tritonkit spec`)."""
+    from pathlib import Path
+
+    from tritonkit.spec.reference import reference_yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"```yaml\n{reference_yaml()}```\n" in readme

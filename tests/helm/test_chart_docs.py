@@ -97,12 +97,8 @@ def test_schema_and_values_have_the_same_keys() -> None:
 
 def test_spec_block_schema_follows_tritonkits_spec() -> None:
     block = SCHEMA["properties"]["modelRepository"]["properties"]["generate"]["properties"]["spec"]
-    serving = {
-        CHECK_KEY,
-        "loadtest",
-        "serve",
-        "tune",
-    }  # sections of the commands that call a server
+    # sections of other commands: those that call a server, and `tritonkit kserve`'s
+    serving = {CHECK_KEY, "loadtest", "serve", "tune", "kserve"}
     fields = set(DeploymentSpec.model_fields) - set(CHART_OWNED_KEYS) - serving
     assert set(block["properties"]) == fields
     for name, sub in block["properties"].items():

@@ -124,8 +124,8 @@ def test_readiness_probe_runs_one_inference(deployed: Deployed) -> None:
 
 
 def run_hook(pod: Pod, container: Mapping[str, Any]) -> tuple[int, str]:
-    """A hook step; an expected failure while tritonkit's clients do not send the admin key
-    header yet (the Python side, HANDOFF-helm.md): the server refuses them, as asked."""
+    """A hook step, run as the pod runs it; tritonkit's clients send the admin key from the
+    Secret (TRITONKIT_ADMIN_KEY), which the restricted server requires."""
     result = run(pod, container, timeout=180)
     return result.returncode, result.stdout + result.stderr
 

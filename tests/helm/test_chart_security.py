@@ -66,7 +66,7 @@ def test_restriction_can_be_switched_off(helm: Path) -> None:
 
 def test_the_test_hook_gets_the_key(helm: Path) -> None:
     """tritonkit check reads the served configs (model-config is restricted): the hook's steps
-    get the key from the same Secret and send the header (HANDOFF-helm.md)."""
+    get the key from the same Secret and send the header (tritonkit.server.client)."""
     rendered = template(helm)
     server_ref = env_of(rendered.server())["TRITONKIT_ADMIN_KEY"]
     for step in ("check", "loadtest"):

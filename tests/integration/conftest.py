@@ -43,7 +43,44 @@ def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def valid_tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny, tiny_gpu and tiny_ensemble: what `tritonkit validate` (and so `serve`) accepts;
+    tiny_loose's INT32 input for an INT64 graph is refused (the real ONNX Runtime backend
+    would refuse it too)."""
+    repo = tmp_path_factory.mktemp("valid_tiny_repo")
+    write_tiny_model(repo, "tiny", tiny_config("tiny"))
+    write_tiny_model(repo, "tiny_gpu", tiny_config("tiny_gpu", kind="KIND_GPU"))
+    ensemble = repo / "tiny_ensemble"
+    (ensemble / "1").mkdir(parents=True)
+    (ensemble / "config.pbtxt").write_text(tiny_ensemble_config("tiny_ensemble", "tiny"))
+    return repo
+
+
+@pytest.fixture(scope="session")
 def tiny_server(tiny_repo: Path, triton_install: ServerInstall) -> Iterator[TritonServer]:
     server = start_server(tiny_repo, triton_install)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def cls_deployment(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dirs: dict[str, Path]
+) -> Path:
+    """A repository generated once for the tiny classifier (deployment `cls`); copy it with
+    `fresh_copy` before changing or serving it from a test that writes into it."""
+    from tritonkit.pipeline.generate import generate
+    from tritonkit.spec import build_spec
+
+    root = tmp_path_factory.mktemp("cls_deployment")
+    spec = build_spec(None, {"model": tiny_model_dirs["text-classification"],
+                             "task": "text-classification", "name": "cls",
+                             "output": root / "repo"})  # fmt: skip
+    return generate(spec).output
+
+
+def fresh_copy(repo: Path, dest: Path) -> Path:
+    """A copy of `repo` at `dest` (timestamps kept, as a generated repository has them)."""
+    import shutil
+
+    return Path(shutil.copytree(repo, dest))

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 TRITONKIT = [sys.executable, "-m", "tritonkit"]
 
 
-def test_serve_port_in_use(tmp_path: Path, tiny_repo: Path) -> None:
+def test_serve_port_in_use(tmp_path: Path, valid_tiny_repo: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
@@ -27,7 +27,7 @@ def test_serve_port_in_use(tmp_path: Path, tiny_repo: Path) -> None:
             [
                 *TRITONKIT,
                 "serve",
-                str(tiny_repo),
+                str(valid_tiny_repo),
                 "--http-port",
                 str(busy),
                 "--grpc-port",
@@ -46,13 +46,13 @@ def test_serve_port_in_use(tmp_path: Path, tiny_repo: Path) -> None:
     )
 
 
-def test_serve_until_ctrl_c(tiny_repo: Path) -> None:
+def test_serve_until_ctrl_c(valid_tiny_repo: Path) -> None:
     ports = [free_port() for _ in range(3)]
     process = subprocess.Popen(
         [
             *TRITONKIT,
             "serve",
-            str(tiny_repo),
+            str(valid_tiny_repo),
             "--http-port",
             str(ports[0]),
             "--grpc-port",
@@ -87,6 +87,19 @@ def test_serve_until_ctrl_c(tiny_repo: Path) -> None:
     assert "notice: model 'tiny_gpu' asks for KIND_GPU" in output
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/v2/health/live", timeout=2)
+
+
+def test_serve_refuses_what_validate_refuses(tiny_repo: Path) -> None:
+    """Triton would refuse it at load time, or hang (a missing model.py): refuse it first."""
+    command = [*TRITONKIT, "serve", str(tiny_repo), "--http-port", str(free_port())]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Error: tiny_loose/config.pbtxt: input 'IDS' is TYPE_INT32, the ONNX graph says "
+        f"TYPE_INT64\n{tiny_repo}: 1 problem(s): fix them (see `tritonkit validate {tiny_repo}`) "
+        "before serving\n"
+    )
+    assert result.stdout == ""
 
 
 @pytest.mark.slow

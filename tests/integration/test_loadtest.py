@@ -8,6 +8,7 @@ whose exit hangs is ended.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,14 +203,30 @@ def test_step_shape_adds_users(served: TritonServer, tmp_path: Path) -> None:
     assert max(users) == 4
 
 
+def _kill_after_traffic(server: TritonServer, pid: int, requests: int = 20) -> None:
+    """SIGKILL the server's process group once the ensemble has answered `requests` requests
+    (read from the statistics API, which is not restricted), or after 20 s."""
+    deadline = time.monotonic() + 20
+    url = f"http://{server.http_url}/v2/models/cls/stats"
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+            with urllib.request.urlopen(url, timeout=2) as response:
+                stats = json.load(response)["model_stats"][0]["inference_stats"]["success"]
+            if int(stats["count"]) >= requests:
+                break
+        time.sleep(0.05)
+    os.killpg(pid, signal.SIGKILL)
+
+
 def test_a_server_that_dies_mid_run_still_gets_its_reports(
     repo: Path, triton_install: ServerInstall, tmp_path: Path
 ) -> None:
     server = start_server(repo, triton_install)
     flag = f"--http-port={server.http_url.rpartition(':')[2]}"
     (process,) = [p for p in psutil.Process().children() if flag in p.cmdline()]
-    # a crash: SIGKILL to tritonserver and its stubs (a graceful stop keeps serving for a while)
-    killer = threading.Timer(1.5, os.killpg, args=(process.pid, signal.SIGKILL))
+    # a crash once requests flow (so some succeed and some fail, on a slow machine too):
+    # SIGKILL to tritonserver and its stubs (a graceful stop keeps serving for a while)
+    killer = threading.Thread(target=_kill_after_traffic, args=(server, process.pid))
     killer.start()
     try:
         result = _run(server, tmp_path, "-t", "5s", "--slo", "error_rate=0")

@@ -167,8 +167,8 @@ def test_int8_variants_are_refused_for_gpu(
     [
         (
             {"variants": ("int4",)},
-            "--variants: Input should be 'fp32', 'fp32-fused', 'fp16', 'int8-dynamic' or "
-            "'int8-static'",
+            "--variants: Input should be 'fp32', 'fp32-fused', 'fp16', 'int8-dynamic', "
+            "'int8-static' or 'int8-qdq'",
         ),
         (
             {"calibration_method": "kl"},

@@ -130,7 +130,7 @@ def test_generate_variant_flags_map_to_the_spec(tmp_path: Path) -> None:
         build_spec(bad)
     assert str(info.value).splitlines() == [
         f"{bad}: variant: Input should be 'auto', 'fp32', 'fp32-fused', 'fp16', 'int8-dynamic', "
-        "'int8-static', 'trt-fp16' or 'trt-int8'",
+        "'int8-static', 'int8-qdq', 'trt-fp16' or 'trt-int8'",
         f"{bad}: optimize.calibration: unknown key: remove it or check its spelling",
     ]
     result = run("generate", tmp_path, "--variant", "int8-dynamic", "--onnx", spec_file,

@@ -96,3 +96,31 @@ def test_round_trip_yaml(tmp_path: Path) -> None:
     )
     path = write(tmp_path, spec_to_yaml(spec))
     assert build_spec(path) == spec
+
+
+def test_cross_field_rules_are_reported_together(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "model: m\nmax_batch_size: 8\ndynamic_batching:\n  preferred_batch_sizes: [4, 16]\n"
+        "variant: trt-fp16\ntensorrt:\n  accelerator: true\n",
+    )
+    with pytest.raises(SpecError) as info:
+        build_spec(path)
+    assert str(info.value).splitlines() == [
+        f"{path}: dynamic_batching.preferred_batch_sizes: [16] exceed max_batch_size 8: lower "
+        "them or raise max_batch_size",
+        f"{path}: variant: trt-fp16: TensorRT plans are for GPU targets: set device: gpu",
+        f"{path}: tensorrt.accelerator: ONNX Runtime's TensorRT accelerator needs device: gpu",
+    ]
+
+
+def test_every_flag_is_a_spec_key() -> None:
+    """The CLI's flags come from the spec's fields: each names its key, and two fields of one
+    command never share a flag."""
+    from tritonkit.cli.generate_cmd import GENERATE_FLAGS
+
+    names = [flag.names[-1] for flag in GENERATE_FLAGS]
+    assert len(names) == len(set(names))
+    assert {"--max-queue-delay-us", "--buckets", "--tensorrt-accelerator", "--force"} <= set(names)
+    paths = {".".join(flag.path) for flag in GENERATE_FLAGS}
+    assert {"dynamic_batching.max_queue_delay_us", "tokenizer.buckets", "force"} <= paths

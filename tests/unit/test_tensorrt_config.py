@@ -10,15 +10,14 @@ from typing import Any
 import pytest
 from google.protobuf import json_format
 
-from tests.unit.test_tensorrt_build import token_onnx
+from tests.unit.trt_fakes import token_onnx
 from tritonkit.errors import PlanBuildError
 from tritonkit.repository.backends.onnx import onnx_trt_accelerator
 from tritonkit.repository.backends.tensorrt import (
-    cuda_graph_shapes,
+    graph_batch_sizes,
     model_plan_from_build,
     plan_problems,
     plan_tensorrt_model,
-    predicted_io_types,
 )
 from tritonkit.repository.pbtxt import (
     DynamicBatching,
@@ -36,6 +35,14 @@ from tritonkit.runtime.tokenizer import TokenizerParams
 from tritonkit.tasks import PRECISION_TOLERANCES, Tolerance
 from tritonkit.tensorrt.build import PlanRecord, read_metadata, write_metadata
 from tritonkit.tensorrt.profiles import plan_profiles
+from tritonkit.tensorrt.versions import io_type_for
+
+
+def predicted_io_types(model: ModelPlan, tensorrt_version: str) -> dict[str, str]:
+    return {
+        t.name: io_type_for(t.data_type, tensorrt_version) for t in model.inputs + model.outputs
+    }
+
 
 ONNX_MODEL = ModelPlan(
     name="m_onnx",
@@ -103,30 +110,24 @@ def test_tensorrt_8_plan_declares_int32_inputs() -> None:
 
 
 def test_cc_model_filenames_and_cuda_graphs() -> None:
-    shapes = cuda_graph_shapes(TOKENIZER, (1, 8, 8))
-    assert shapes == ((1, 16), (8, 16), (1, 64), (8, 64), (1, 128), (8, 128))
+    """Specs carry a batch size only: tensorrt_backend tries each spec on every profile's
+    context (InitializeCudaGraph, TBE r25.10 instance_state.cc L3250-3263) and captures a spec
+    without `input` at that context's own opt shape (SetCudaGraphShape L3643-3663): one graph
+    per profile at its bucket length; an explicit [batch, seq] spec fails on the others."""
+    batches = graph_batch_sizes(PROFILES, (8, 1, 8, 17))
+    assert batches == (1, 8)  # 17 lies outside every profile's batch range 1..16
     model = trt_model(
         cc_model_filenames={"8.6": "model_sm86.plan", "9.0": "model_sm90.plan"},
         cuda_graphs=True,
-        graph_shapes=shapes[:2],
+        graph_batches=batches,
     )
     config = as_dict(render_config(model))
     assert config["cc_model_filenames"] == {"8.6": "model_sm86.plan", "9.0": "model_sm90.plan"}
     assert config["optimization"] == {
-        "cuda": {
-            "graphs": True,
-            "graph_spec": [
-                {
-                    "batch_size": 1,
-                    "input": {"input_ids": {"dim": ["16"]}, "attention_mask": {"dim": ["16"]}},
-                },
-                {
-                    "batch_size": 8,
-                    "input": {"input_ids": {"dim": ["16"]}, "attention_mask": {"dim": ["16"]}},
-                },
-            ],
-        }
+        "cuda": {"graphs": True, "graph_spec": [{"batch_size": 1}, {"batch_size": 8}]}
     }
+    narrow = (PROFILES[0], type(PROFILES[0])((4, 17), (8, 64), (16, 64)))
+    assert graph_batch_sizes(narrow, (1, 8)) == (8,)  # batch 1 is outside the second profile
 
 
 def test_onnx_runtime_tensorrt_accelerator() -> None:
@@ -184,13 +185,13 @@ def test_precision_tolerances_loosen_with_precision() -> None:
     assert Tolerance().max_prob_diff < fp16.max_prob_diff < int8.max_prob_diff
 
 
-IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
+IMAGE = "nvcr.io/nvidia/tritonserver:24.12-py3"  # a verified row: TensorRT 10.7.0.23
 
 
 def record(**kwargs: Any) -> PlanRecord:
     values: dict[str, Any] = {
         "file": "model.plan",
-        "tensorrt_version": "10.5.0.18",
+        "tensorrt_version": "10.7.0.23",
         "builder": "api",
         "gpu_name": "NVIDIA L4",
         "compute_capability": "8.9",
@@ -212,6 +213,8 @@ def write_repository(
     model: ModelPlan | None = None,
     records: tuple[PlanRecord, ...] = (record(),),
     buckets: str = "16,64",
+    tensorrt_version: str | None = None,
+    version_compatible: bool | None = None,
 ) -> Path:
     """A generated-style repository: ensemble -> tokenizer -> TensorRT model with fake plans."""
     trt = model or trt_model()
@@ -245,7 +248,11 @@ def write_repository(
         (root / trt.name / "1" / entry.file).write_bytes(b"FAKE-PLAN")
         write_metadata(root / trt.name / "1", entry)
     if image is not None:
-        (root / "tritonkit.json").write_text(json.dumps({"spec": {"triton_image": image}}))
+        tensorrt: dict[str, Any] = {"tensorrt_version": tensorrt_version}
+        if version_compatible is not None:
+            tensorrt["version_compatible"] = version_compatible
+        spec = {"triton_image": image, "tensorrt": tensorrt}
+        (root / "tritonkit.json").write_text(json.dumps({"spec": spec}))
     return root
 
 
@@ -254,11 +261,21 @@ def test_a_matching_plan_validates(tmp_path: Path) -> None:
 
 
 def test_version_mismatch_with_the_image(tmp_path: Path) -> None:
-    repo = write_repository(tmp_path, records=(record(tensorrt_version="10.4.0.26"),))
+    repo = write_repository(tmp_path, records=(record(tensorrt_version="10.6.0.26"),))
     assert validate_repository(repo) == [
-        "m_trt/1/model.plan: built with TensorRT 10.4.0.26 but "
-        "nvcr.io/nvidia/tritonserver:24.10-py3 runs TensorRT 10.5.0: rebuild the plan in "
-        "nvcr.io/nvidia/tritonserver:24.10-py3 (tritonkit build-plan)"
+        f"m_trt/1/model.plan: built with TensorRT 10.6.0.26 but {IMAGE} runs TensorRT "
+        "10.7.0.23: rebuild the plan in nvcr.io/nvidia/tensorrt of that release"
+    ]
+
+
+def test_the_build_number_counts(tmp_path: Path) -> None:
+    """8.6.1.2 and 8.6.1.6 are different runtimes (server#5975: the plan did not load), so a
+    record without the build number cannot be confirmed."""
+    repo = write_repository(tmp_path, records=(record(tensorrt_version="10.7.0"),))
+    assert validate_repository(repo) == [
+        f"m_trt/1/model.plan: TensorRT 10.7.0 was recorded without its build number and {IMAGE} "
+        "runs 10.7.0.23: rebuild with build_plan.py (it reads NvInferVersion.h or dpkg), or "
+        "build version-compatible"
     ]
 
 
@@ -267,16 +284,24 @@ def test_version_compatible_plan_loads_on_a_later_release(tmp_path: Path) -> Non
     assert validate_repository(write_repository(tmp_path, records=(older,))) == []
 
 
-def test_unknown_image_needs_a_plan_built_inside_it(tmp_path: Path) -> None:
+def test_unknown_and_unverified_images_need_the_stated_version(tmp_path: Path) -> None:
+    """No guessing: an image without a verified row is an error unless the spec states its
+    TensorRT (tensorrt.tensorrt_version); a plan claiming to be built in it does not count."""
     image = "nvcr.io/nvidia/tritonserver:99.01-py3"
-    repo = write_repository(tmp_path / "a", image=image)
+    inside = record(triton_image=image)
+    repo = write_repository(tmp_path / "a", image=image, records=(inside,))
     assert validate_repository(repo) == [
-        f"m_trt/1/model.plan: tritonkit does not know which TensorRT {image} runs: build the "
-        f"plan in that image with tritonkit build-plan --triton-image {image}, or deploy an "
-        "image listed in tritonkit.tensorrt.versions"
+        f"m_trt/1/model.plan: {image}: tritonkit does not know which TensorRT this image runs "
+        "(it is not in tritonkit.tensorrt.versions): read it in the image (dpkg -l "
+        "'libnvinfer*') and set tensorrt.tensorrt_version (flag --tensorrt-version), or deploy "
+        "an image with a verified row"
     ]
-    inside = write_repository(tmp_path / "b", image=image, records=(record(triton_image=image),))
-    assert validate_repository(inside) == []
+    unverified = "nvcr.io/nvidia/tritonserver:24.10-py3"
+    repo = write_repository(tmp_path / "b", image=unverified, records=(record(),))
+    assert "(its row (10.5.0.18) is unverified)" in validate_repository(repo)[0]
+    stated = write_repository(tmp_path / "c", image=image, records=(record(),),
+                              tensorrt_version="10.7.0.23")  # fmt: skip
+    assert validate_repository(stated) == []
 
 
 def test_repository_without_tritonkit_json(tmp_path: Path) -> None:
@@ -311,7 +336,7 @@ def test_without_instance_group_triton_uses_profile_zero(tmp_path: Path) -> None
     )
     config = read_config(repo / "m_trt" / "config.pbtxt")
     del config.instance_group[:]
-    assert plan_problems(repo / "m_trt", config, TOKENIZER, IMAGE) == [
+    assert plan_problems(repo / "m_trt", config, TOKENIZER, {"image": IMAGE}) == [
         "m_trt/1/model.plan: the profiles of instance_group 0 do not cover batch 9 at sequence "
         "length 16 (max_batch_size 16, tokenizer max_length 128, buckets 16,64): rebuild with "
         "tritonkit build-plan for these buckets and batch size"
@@ -331,17 +356,17 @@ def test_instance_group_profile_that_is_not_an_index(tmp_path: Path) -> None:
     repo = write_repository(tmp_path)
     config = read_config(repo / "m_trt" / "config.pbtxt")
     config.instance_group[0].profile[:] = ["fast"]
-    assert plan_problems(repo / "m_trt", config, TOKENIZER, IMAGE) == [
+    assert plan_problems(repo / "m_trt", config, TOKENIZER, {"image": IMAGE}) == [
         "m_trt/1/model.plan: instance_group 0 profile ['fast'] must list profile indexes 0..2"
     ]
 
 
 def test_plan_dtypes_must_match_the_config(tmp_path: Path) -> None:
-    int32 = record(tensorrt_version="10.5.0", io_types=predicted_io_types(ONNX_MODEL, "8.6.3"))
+    int32 = record(io_types=predicted_io_types(ONNX_MODEL, "8.6.3"))
     problems = validate_repository(write_repository(tmp_path, records=(int32,)))
     assert problems == [
         f"m_trt/config.pbtxt: input '{name}' is TYPE_INT64 but the plan model.plan exposes "
-        "TYPE_INT32: take the dtypes from 1/tensorrt.json"
+        "TYPE_INT32: take the dtypes from the plan's tensorrt.json"
         for name in ("input_ids", "attention_mask")
     ]
 
@@ -384,7 +409,7 @@ def test_config_from_recorded_plans(tmp_path: Path) -> None:
         read_metadata(model_dir / "1"),
         max_batch_size=16,
         dynamic_batching=None,
-        graph_shapes=None,
+        graph_batches=None,
     )
     config = as_dict(render_config(model))
     assert config["name"] == "m_trt"
@@ -403,3 +428,123 @@ def test_config_from_recorded_plans(tmp_path: Path) -> None:
             max_batch_size=16,
             dynamic_batching=None,
         )
+
+
+def test_a_version_compatible_plan_needs_the_server_flag(tmp_path: Path) -> None:
+    """tensorrt_backend deserializes it only with --backend-config=tensorrt,version-compatible=
+    true (TBE r25.10 src/tensorrt.cc L168-175, src/loader.cc L56-63). The chart passes it when
+    the spec's tensorrt.version_compatible is true, so a VC plan under a spec saying false is
+    an error, and `serve` adds the flag from the plan's record."""
+    from tritonkit.pipeline.serve import repository_server_args
+    from tritonkit.repository.validate import repository_notes
+
+    plan = record(version_compatible=True)
+    repo = write_repository(tmp_path / "a", records=(plan,), version_compatible=False)
+    assert validate_repository(repo) == [
+        "m_trt/1/model.plan: version-compatible, but tritonkit.json's spec has "
+        "tensorrt.version_compatible false, so the server is not started with "
+        "--backend-config=tensorrt,version-compatible=true (the plan would not load): set it true"
+    ]
+    repo = write_repository(tmp_path / "b", records=(plan,), version_compatible=True)
+    assert validate_repository(repo) == []
+    assert repository_server_args(repo) == ["--backend-config=tensorrt,version-compatible=true"]
+    assert repository_notes(repo) == [
+        "tritonserver needs --backend-config=tensorrt,version-compatible=true (tritonkit serve "
+        "and the chart add it)"
+    ]
+    assert repository_server_args(write_repository(tmp_path / "c")) == []
+
+
+def test_serve_starts_tritonserver_with_the_flag(tmp_path: Path, monkeypatch: Any) -> None:
+    from tritonkit.pipeline import serve
+    from tritonkit.server.install import ServerInstall
+    from tritonkit.spec import ServeSpec
+
+    fake = ServerInstall(tmp_path, tmp_path / "tritonserver", tmp_path / "backends", None, ())
+    monkeypatch.setattr(serve, "find_server", lambda *a, **k: fake)
+    plan = record(version_compatible=True)
+    repo = write_repository(tmp_path / "r", records=(plan,), version_compatible=True)
+    command = serve.prepare_server(repo, ServeSpec(), None, lambda _: None).command()
+    assert "--backend-config=tensorrt,version-compatible=true" in command
+    plain = serve.prepare_server(write_repository(tmp_path / "p"), ServeSpec(), None, print)
+    assert not [a for a in plain.command() if "version-compatible" in a]
+
+
+def _deferred(root: Path, **changes: Any) -> Path:
+    """A repository whose plan is still to be built: recipe, script, ONNX, no plan."""
+    repo = write_repository(root, records=())
+    folder = repo / "m_trt"
+    token_onnx(folder / "onnx" / "model.onnx")
+    (folder / "build_plan.py").write_text("")
+    data = {
+        "format": 1, "onnx": "onnx/model.onnx", "version_dir": "1", "plan_file": "model.plan",
+        "precision": "fp16", "inputs": ["input_ids", "attention_mask"],
+        "outputs": ["embeddings"], "io_types": predicted_io_types(ONNX_MODEL, "10.7.0.23"),
+        "profiles": [p.as_dict() for p in PROFILES], "version_compatible": False,
+        "serving": {"triton_image": IMAGE, "tensorrt_version": "10.7.0.23"},
+    } | changes  # fmt: skip
+    (folder / "build_recipe.json").write_text(json.dumps(data))
+    return repo
+
+
+def test_a_deferred_repository_is_valid_and_says_so(tmp_path: Path) -> None:
+    from tritonkit.repository.validate import repository_notes
+
+    repo = _deferred(tmp_path / "a")
+    assert validate_repository(repo) == []
+    assert repository_notes(repo) == [
+        "m_trt: deferred: run m_trt/build_plan.py on the serving GPU in nvcr.io/nvidia/tensorrt "
+        "of the Triton image's release (the Helm chart does)"
+    ]
+    (repo / "m_trt" / "build_plan.py").unlink()
+    assert validate_repository(repo) == ["m_trt/build_plan.py: missing (the pod builds the plan "
+                                         "from it)"]  # fmt: skip
+    wrong = _deferred(tmp_path / "b", io_types=predicted_io_types(ONNX_MODEL, "8.6.3.1"),
+                      profiles=[PROFILES[0].as_dict()],
+                      serving={"triton_image": IMAGE, "tensorrt_version": "10.6.0.26"})  # fmt: skip
+    assert validate_repository(wrong) == [
+        "m_trt/config.pbtxt: input 'input_ids' is TYPE_INT64 but build_recipe.json exposes "
+        "TYPE_INT32: take the dtypes from the plan's tensorrt.json",
+        "m_trt/config.pbtxt: input 'attention_mask' is TYPE_INT64 but build_recipe.json exposes "
+        "TYPE_INT32: take the dtypes from the plan's tensorrt.json",
+        "m_trt/build_recipe.json: instance_group 0 uses profiles [1, 2] but the plan has 1: "
+        "list profiles 0..0",
+        f"m_trt/build_recipe.json: built with TensorRT 10.6.0.26 but {IMAGE} runs TensorRT "
+        "10.7.0.23: rebuild the plan in nvcr.io/nvidia/tensorrt of that release",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("image", "timing_cache", "profiles"),
+    [
+        ("nvcr.io/nvidia/tritonserver:24.03-py3", False, False),  # r24.01-r24.03: six keys
+        ("nvcr.io/nvidia/tritonserver:24.04-py3", True, True),  # r24.04: commit 72189f9
+        ("nvcr.io/nvidia/tritonserver:25.10-py3", True, True),
+        ("registry.example.com/triton:custom", False, False),  # no YY.MM: the six keys
+    ],
+)
+def test_accelerator_parameters_follow_the_image(
+    image: str, timing_cache: bool, profiles: bool
+) -> None:
+    """onnxruntime_backend fails the load on an unknown key (src/onnxruntime.cc r25.10
+    L701-708); the trt_* keys beyond the cache pair exist only from r24.04."""
+    from tritonkit.repository.backends.onnx import accelerator_keys
+
+    accelerator = onnx_trt_accelerator(
+        "fp16", ("input_ids",), 8, 64, engine_cache_path="/c", optimization_level=3,
+        keys=accelerator_keys(image),
+    )  # fmt: skip
+    keys = set(accelerator.parameters)
+    assert {"precision_mode", "max_workspace_size_bytes", "trt_engine_cache_path"} <= keys
+    assert ("trt_timing_cache_path" in keys) is timing_cache
+    assert ("trt_profile_min_shapes" in keys) is profiles
+    assert ("trt_builder_optimization_level" in keys) is timing_cache
+
+
+def test_explicit_profiles_only_for_a_graph_tensorrt_takes_whole() -> None:
+    """ORT applies trt_profile_* by name to every TensorRT subgraph and fails the session when
+    a partitioned subgraph's dynamic input has none (microsoft/onnxruntime#17007)."""
+    whole = onnx_trt_accelerator("fp16", ("input_ids",), 8, 64)
+    split = onnx_trt_accelerator("fp16", ("input_ids",), 8, 64, explicit_profiles=False)
+    assert "trt_profile_opt_shapes" in whole.parameters
+    assert not [k for k in split.parameters if k.startswith("trt_profile")]

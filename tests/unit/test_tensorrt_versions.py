@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from tritonkit.errors import PlanBuildError
 from tritonkit.tensorrt.versions import (
     TRITON_TENSORRT,
     image_tag,
     io_type_for,
     plan_loads,
+    release_of,
+    serving_tensorrt,
     tensorrt_for_image,
     version_tuple,
 )
@@ -28,15 +31,38 @@ def test_image_tag(image: str, tag: str | None) -> None:
 
 
 def test_table_lookups_by_tag() -> None:
-    release = tensorrt_for_image("nvcr.io/nvidia/tritonserver:24.10-py3")
-    assert release is not None and release.version == "10.5.0"
+    release = tensorrt_for_image("nvcr.io/nvidia/tritonserver:24.12-py3")
+    assert release is not None and release.version == "10.7.0.23"
     # the TRT-LLM image of the same release ships a different TensorRT
     trtllm = tensorrt_for_image("nvcr.io/nvidia/tritonserver:24.10-trtllm-python-py3")
     assert trtllm is not None and trtllm.version == "10.4.0"
     assert tensorrt_for_image("nvcr.io/nvidia/tritonserver:19.01-py3") is None
-    assert all(
-        r.source and version_tuple(r.version)[0] in (8, 9, 10) for r in TRITON_TENSORRT.values()
-    )
+    # an unverified row is never used
+    assert tensorrt_for_image("nvcr.io/nvidia/tritonserver:24.10-py3") is None
+
+
+def test_every_py3_tag_from_24_01_to_25_10_has_a_row_with_its_source() -> None:
+    tags = [f"{y}.{m:02d}-py3" for y in (24, 25) for m in range(1, 13) if (y, m) <= (25, 10)]
+    assert all(t in TRITON_TENSORRT for t in tags)
+    for tag in tags:
+        row = TRITON_TENSORRT[tag]
+        assert row.source and len(version_tuple(row.version)) == 4, tag
+        assert row.verified == ("UNVERIFIED" not in row.source), tag
+    verified = sorted(t for t in tags if TRITON_TENSORRT[t].verified)
+    assert verified == ["24.02-py3", "24.05-py3", "24.12-py3", "25.01-py3"]
+
+
+def test_an_image_without_a_verified_row_needs_the_stated_version() -> None:
+    with pytest.raises(PlanBuildError, match=r"its row \(10.5.0.18\) is unverified"):
+        serving_tensorrt("nvcr.io/nvidia/tritonserver:24.10-py3", None)
+    with pytest.raises(PlanBuildError, match=r"it is not in tritonkit.tensorrt.versions"):
+        serving_tensorrt("r.example.com/triton:custom", None)
+    stated = serving_tensorrt("r.example.com/triton:custom", "10.5.0.18")
+    assert stated.version == "10.5.0.18" and "spec" in stated.source
+    with pytest.raises(PlanBuildError, match=r"give the full version"):
+        serving_tensorrt("r.example.com/triton:custom", "10")
+    assert release_of("nvcr.io/nvidia/tritonserver:24.04-py3") == (24, 4)
+    assert release_of("r.example.com/triton:custom") is None
 
 
 def test_version_tuple() -> None:
@@ -54,7 +80,12 @@ def test_version_tuple() -> None:
         ("10.4.0", "10.5.0", False, False),
         ("10.4.0", "10.5.0", True, True),  # version-compatible: later runtime, same major
         ("10.6.0", "10.5.0", True, False),  # never an older runtime
-        ("8.6.1", "10.5.0", True, False),  # never across major versions
+        # "engines built with TensorRT 8 work with TensorRT 9 and TensorRT 10 runtimes"
+        # (docs 10.16.1 version-compatibility); 11.1: "built with TensorRT 10 work with 11"
+        ("8.6.1", "10.5.0", True, True),
+        ("10.13.3.9", "11.1.0.106", True, True),
+        ("8.5.3", "10.5.0", True, False),  # "the plan must be built with a version at least 8.6"
+        ("10.5.0", "8.6.1", True, False),
         ("", "10.5.0", False, False),
     ],
 )

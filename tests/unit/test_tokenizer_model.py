@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tokenizers import Tokenizer
 
 from tritonkit.runtime.tokenizer import (
     ParameterError,
@@ -242,3 +243,83 @@ def test_execute_answers_every_request_in_order(
     names = [name for name, _ in responses[0].tensors]
     assert names == ["input_ids", "attention_mask"]
     assert responses[0].tensors[0][1].tolist() == [[101, 7592, 2088, 102]]
+
+
+# Issue 10 item 4: texts are bounded before tokenizing, with the whole text's tokens.
+
+
+def byte_level_bpe(dest: Path) -> Path:
+    """A small byte-level BPE tokenizer (RoBERTa's kind), trained offline on a fixed text."""
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    corpus = ["The quick brown fox jumps over the lazy dog. " * 20, "東京は日本の首都です。" * 20]
+    tokenizer.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, min_frequency=1))
+    path = dest / "bpe.json"
+    tokenizer.save(str(path))
+    return path
+
+
+LONG_TEXTS = {
+    "english": "The quick brown fox jumps over the lazy dog, again and again. " * 2000,
+    "cjk": "東京は日本の首都です北京和上海也是大城市" * 5000,
+    "one word": "a" * 300_000,
+    "base64": "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo" * 5000,
+    "emoji": "🚀🔥😀 ok " * 20_000,
+    "spaces": " " * 20_000 + "finally " * 100,
+    "word at the cut": "word " * 405 + "x" * 5000 + " tail" * 100,
+    "lines": "line one\nline two\n\n" * 10_000,
+}
+
+
+@pytest.mark.parametrize("kind", ["minilm", "bpe"])
+@pytest.mark.parametrize("name", sorted(LONG_TEXTS))
+def test_a_long_text_gives_the_whole_texts_tokens(
+    minilm_dir: Path, tmp_path: Path, kind: str, name: str
+) -> None:
+    path = str(minilm_dir / "tokenizer.json") if kind == "minilm" else str(byte_level_bpe(tmp_path))
+    text = LONG_TEXTS[name]
+    params = TokenizerParams(max_length=64, emit_offsets=True)
+    encoder = TextEncoder(path, params)
+    assert len(text) > encoder.char_budget
+    reference = Tokenizer.from_file(path)  # what PyTorch's tokenizer does: all, then truncate
+    reference.no_padding()
+    reference.enable_truncation(max_length=64)
+    want = reference.encode(text)
+    got = encoder.encode(encoder.decode_texts(np.array([[text.encode()]], dtype=np.object_)))
+    n = len(want.ids)
+    assert got["input_ids"][0, :n].tolist() == want.ids
+    assert got["attention_mask"][0].sum() == n
+    # A token that runs past the cut (one endless word's [UNK]) ends at the cut.
+    cut = len(encoder.bounded(text))
+    assert got["offsets"][0, :n].tolist() == [[a, min(b, cut)] for a, b in want.offsets]
+
+
+def test_a_20_mb_text_costs_milliseconds(encoder: TextEncoder) -> None:
+    import time
+
+    text = "Twenty megabytes of words, and every one of them is read by nobody. " * 300_000
+    assert len(text) > 20_000_000
+    raw = np.array([[text.encode()]], dtype=np.object_)
+    started = time.perf_counter()
+    out = encoder.encode(encoder.decode_texts(raw))
+    elapsed = time.perf_counter() - started
+    assert out["input_ids"].shape == (1, 16)
+    assert elapsed < 1.0, f"{elapsed:.2f} s"  # ~0.05 s here; the whole text took 27 s
+
+
+def test_what_no_prefix_up_to_the_cap_explains_is_cut_at_the_cap(encoder: TextEncoder) -> None:
+    """The documented limit: text after more than max_length * 512 characters that hold no
+    complete words (here: spaces) is not read."""
+    cap = encoder.char_budget * 16
+    assert encoder.bounded(" " * cap + "late words") == " " * cap
+    text = " " * (cap // 2) + "early words " * 40
+    assert encoder.bounded(text) is text
+
+
+def test_a_short_text_is_not_cut(encoder: TextEncoder) -> None:
+    text = "word " * (encoder.char_budget // 5)
+    assert encoder.bounded(text) is text
+    assert encoder.bounded(text + "x" * encoder.char_budget) != text

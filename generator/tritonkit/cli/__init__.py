@@ -23,8 +23,8 @@ class _UserError(click.ClickException):
 
 
 def _terminated(signum: int, _frame: object) -> None:
-    """SIGTERM (a pod stopping, `kill`) unwinds like Ctrl-C: staging folders are removed,
-    servers stopped, and nothing half-written is left."""
+    """SIGTERM (a pod stopping, `kill`) and SIGHUP (the terminal closed) unwind like Ctrl-C:
+    staging folders are removed, servers stopped, and nothing half-written is left."""
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -34,6 +34,8 @@ class TritonkitGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _terminated)
+            if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # not under nohup
+                signal.signal(signal.SIGHUP, _terminated)
         try:
             return super().invoke(ctx)
         except TritonkitError as e:

@@ -25,3 +25,16 @@ def offline() -> None:
 
 def progress_line(line: str) -> None:
     console.print(f"[dim]{line}[/]")
+
+
+def repository_folder(repo: Path | None, spec_file: Path | None) -> Path:
+    """REPO as given, else the spec's `output`, else model_repository."""
+    if repo is not None:
+        return repo
+    if spec_file is not None:
+        from tritonkit.spec import read_spec_file
+
+        output = read_spec_file(spec_file).get("output")
+        if isinstance(output, str):
+            return Path(output)
+    return Path("model_repository")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from tritonkit.cli.common import PATH, SPEC_OPTION, console, offline
+from tritonkit.cli.common import PATH, SPEC_OPTION, console, offline, repository_folder
 from tritonkit.cli.options import add_flags, overrides, select, spec_flags
 from tritonkit.errors import RepositoryError
 from tritonkit.spec import DeploymentSpec
@@ -72,7 +72,14 @@ def export(model_dir: Path | None, output: Path, spec_file: Path | None, **value
 @click.argument("model_dir", type=PATH, required=False)
 @SPEC_OPTION
 @add_flags(GENERATE_FLAGS)
-def generate(model_dir: Path | None, spec_file: Path | None, **values: Any) -> None:
+@click.option(
+    "--defer-plan", is_flag=True,
+    help="trt-* variants: write the plan's recipe and build script instead of the plan (the "
+    "serving GPU pod runs NAME_trt/build_plan.py; the Helm chart does).",
+)  # fmt: skip
+def generate(
+    model_dir: Path | None, spec_file: Path | None, defer_plan: bool, **values: Any
+) -> None:
     """Build a Triton model repository from a Hugging Face model folder.
 
     Writes an ensemble NAME (TEXT in, results out), NAME_tokenizer (Python backend) and
@@ -85,6 +92,7 @@ def generate(model_dir: Path | None, spec_file: Path | None, **values: Any) -> N
         tritonkit generate --spec tritonkit.yaml            # unattended (init container)
         tritonkit generate --spec tritonkit.yaml --device gpu --force
         tritonkit generate ./my-model --variant auto -o repo   # fastest that passes the gate
+        tritonkit generate --spec tritonkit.yaml --variant trt-fp16 --defer-plan
     """
     from tritonkit.pipeline.generate import generate as run_generate
     from tritonkit.spec import build_spec
@@ -95,7 +103,9 @@ def generate(model_dir: Path | None, spec_file: Path | None, **values: Any) -> N
     given = overrides(GENERATE_FLAGS, values) | ({"model": model_dir} if model_dir else {})
     spec = build_spec(spec_file, given)
     with console.status("generating") as status:
-        result = run_generate(spec, progress=lambda message: status.update(message))
+        result = run_generate(
+            spec, progress=lambda message: status.update(message), defer_plan=defer_plan
+        )
     names = ", ".join(result.plan.deployment.model_names()[::-1])
     diff = result.export_max_diff
     parity = f"; export parity max |diff| {diff:.2e}" if diff is not None else ""
@@ -110,8 +120,9 @@ def generate(model_dir: Path | None, spec_file: Path | None, **values: Any) -> N
 
 
 @click.command()
-@click.argument("repo", type=PATH, default="model_repository")
-def validate(repo: Path) -> None:
+@click.argument("repo", type=PATH, required=False)
+@SPEC_OPTION
+def validate(repo: Path | None, spec_file: Path | None) -> None:
     """Validate a Triton model repository: configs and ensemble wiring.
 
     Every config.pbtxt is parsed with Triton's ModelConfig protobuf; each ensemble step's
@@ -122,15 +133,41 @@ def validate(repo: Path) -> None:
 
     \b
         tritonkit validate model_repository
+        tritonkit validate --spec tritonkit.yaml      # the spec's output folder
     """
-    from tritonkit.repository.validate import validate_repository
+    from tritonkit.repository.validate import repository_notes, validate_repository
 
+    repo = repository_folder(repo, spec_file)
     problems = validate_repository(repo)
     if problems:
         for problem in problems:
             click.echo(problem, err=True)
         raise RepositoryError(f"{repo}: {len(problems)} problem(s) found")
+    for note in repository_notes(repo):
+        click.echo(note)
     console.print(f"[green]valid[/] {repo}")
 
 
-COMMANDS = (export, generate, validate)
+@click.command("spec")
+@click.argument("spec_file", type=PATH, required=False)
+def spec_command(spec_file: Path | None) -> None:
+    """Print the reference spec, or check a spec file and print it as tritonkit reads it.
+
+    Without SPEC_FILE: every key with its default, its flag and what it does (commented YAML
+    to start a tritonkit.yaml from). With SPEC_FILE: every problem at once, or the effective
+    spec (defaults filled in, paths resolved against the file's folder).
+
+    \b
+        tritonkit spec > tritonkit.yaml
+        tritonkit spec tritonkit.yaml
+    """
+    from tritonkit.spec import build_spec, spec_to_yaml
+    from tritonkit.spec.reference import reference_yaml
+
+    if spec_file is None:
+        click.echo(reference_yaml(), nl=False)
+        return
+    click.echo(spec_to_yaml(build_spec(spec_file)), nl=False)
+
+
+COMMANDS = (export, generate, validate, spec_command)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+
+from tritonkit.cli.options import add_flags, overrides, section_flags
+from tritonkit.errors import SpecError
+from tritonkit.spec import KServeSpec
 
 _PATH = click.Path(path_type=Path)
 
@@ -47,4 +52,40 @@ def helm_values(
     click.echo(f"wrote {output}\n  helm install {release} {data_dir('helm')} -f {output}", err=True)
 
 
-COMMANDS = (helm_values,)
+KSERVE_FLAGS = section_flags(KServeSpec, "kserve")
+
+
+@click.command()
+@click.option("--spec", "spec_file", type=_PATH, required=True, help="Deployment spec (YAML).")
+@click.option("-o", "--output", type=_PATH, help="Manifest to write [default: stdout].")
+@add_flags(KSERVE_FLAGS)
+def kserve(spec_file: Path, output: Path | None, **values: Any) -> None:
+    """Write a KServe InferenceService (Triton runtime) for the spec's deployment.
+
+    RawDeployment mode on the `kserve-tritonserver` runtime, reading the repository from
+    --storage-uri (sync the output of `tritonkit generate` there), with an image that has
+    `tokenizers` (build helm/images/triton/Dockerfile), the control APIs restricted by the
+    Secret's admin key, the inference readiness probe and a read-only, non-root pod. Every key
+    can also be set in the spec's `kserve:` section.
+
+    \b
+        tritonkit kserve --spec tritonkit.yaml --storage-uri s3://models/minilm \\
+            --image registry.local/triton-tokenizers:24.10 -o isvc.yaml
+        kubectl apply -f isvc.yaml
+    """
+    from tritonkit.deploy.kserve import inference_service_yaml
+    from tritonkit.spec import build_spec
+
+    spec = build_spec(spec_file, overrides(KSERVE_FLAGS, values))
+    text = inference_service_yaml(spec, str(spec_file))
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise SpecError(f"{output}: cannot write the manifest: {e.strerror}") from None
+    click.echo(f"wrote {output}\n  kubectl apply -f {output}", err=True)
+
+
+COMMANDS = (helm_values, kserve)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
 import click
 
-from tritonkit.cli.common import PATH, SPEC_OPTION, console, progress_line
+from tritonkit.cli.common import PATH, SPEC_OPTION, console, progress_line, repository_folder
 from tritonkit.cli.options import add_flags, load_section, section_flags
 from tritonkit.spec import ServeSpec
 
@@ -25,11 +23,13 @@ _TRITONSERVER = click.option(
 
 
 @click.command()
-@click.argument("repo", type=PATH, default="model_repository")
+@click.argument("repo", type=PATH, required=False)
 @SPEC_OPTION
 @add_flags(SERVE_FLAGS)
 @_TRITONSERVER
-def serve(repo: Path, spec_file: Path | None, tritonserver: Path | None, **values: Any) -> None:
+def serve(
+    repo: Path | None, spec_file: Path | None, tritonserver: Path | None, **values: Any
+) -> None:
     """Serve a model repository with a real tritonserver on 127.0.0.1 until Ctrl-C.
 
     Without --tritonserver, the server is Triton 2.51 from the nvidia-pytriton wheel,
@@ -37,19 +37,21 @@ def serve(repo: Path, spec_file: Path | None, tritonserver: Path | None, **value
     Python-based `onnxruntime` backend that emulates Triton's ONNX Runtime backend on CPU.
     Models configured for KIND_GPU are loaded on CPU when no GPU is present, with a notice.
     The control APIs (model loading, configs, shared memory, logging, trace) are closed to
-    other clients: tritonkit holds a per-run key.
+    other clients: tritonkit holds a per-run key. While serving, tritonkit watches the
+    deployment (a canary inference per model, its Python stubs) and reloads a model whose
+    stub died; it exits non-zero with the reason when the server dies or a model cannot be
+    recovered. A repository that `tritonkit validate` refuses is not served.
 
     \b
         tritonkit serve model_repository
         tritonkit serve model_repository --http-port 9000 --grpc-port 9001 --metrics-port 9002
     """
-    from tritonkit.pipeline.serve import prepare_server
+    from tritonkit.pipeline.serve import prepare_server, watch
 
     options = load_section(ServeSpec, "serve", spec_file, SERVE_FLAGS, values)
+    repo = repository_folder(repo, spec_file)
     server = prepare_server(repo, options, tritonserver, progress_line)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:  # Ctrl-C at any point, even while starting, stops the server cleanly
+    try:  # Ctrl-C, SIGTERM or SIGHUP at any point, even while starting, stop the server
         with console.status("starting tritonserver"):
             server.start(timeout=options.timeout)
         for notice in server.loaded_notices:
@@ -59,8 +61,7 @@ def serve(repo: Path, spec_file: Path | None, tritonserver: Path | None, **value
             f"metrics http://{server.metrics_url}/metrics\n"
             f"log: {server.log_path}\nPress Ctrl-C to stop."
         )
-        while not stop.wait(0.5):
-            pass
+        watch(server, options, progress_line)
     except KeyboardInterrupt:
         pass
     finally:

@@ -8,7 +8,14 @@ from typing import Any
 import click
 from rich.table import Table
 
-from tritonkit.cli.common import PATH, SPEC_OPTION, console, offline, progress_line
+from tritonkit.cli.common import (
+    PATH,
+    SPEC_OPTION,
+    console,
+    offline,
+    progress_line,
+    repository_folder,
+)
 from tritonkit.cli.options import add_flags, load_section, section_flags
 from tritonkit.spec import TuneSpec
 from tritonkit.tune.search import TuneResult
@@ -36,13 +43,17 @@ def _print_trials(result: TuneResult) -> None:
 
 
 @click.command()
-@click.argument("repo", type=PATH, default="model_repository")
+@click.argument("repo", type=PATH, required=False)
 @SPEC_OPTION
 @add_flags(TUNE_FLAGS)
 @click.option("--dry-run", is_flag=True, help="Measure and report; do not write the repository.")
 @click.option("--tritonserver", type=PATH, envvar="TRITONKIT_TRITONSERVER", help="See serve.")
 def tune(
-    repo: Path, spec_file: Path | None, dry_run: bool, tritonserver: Path | None, **values: Any
+    repo: Path | None,
+    spec_file: Path | None,
+    dry_run: bool,
+    tritonserver: Path | None,
+    **values: Any,
 ) -> None:
     """Tune instances, threads, batching, queue delay and length buckets on a local server.
 
@@ -63,6 +74,7 @@ def tune(
 
     offline()
     options = load_section(TuneSpec, "tune", spec_file, TUNE_FLAGS, values)
+    repo = repository_folder(repo, spec_file)
     with console.status("tuning"):
         run = tune_repository(
             repo, options, write=not dry_run, tritonserver=tritonserver, progress=progress_line

@@ -92,7 +92,7 @@ def values_from_spec(
     )
     # the loadtest section belongs to the chart's test hook (test.loadtest), not to generate
     generate = spec.model_dump(
-        mode="json", exclude={*CHART_OWNED_KEYS, CHECK_KEY, "loadtest", "serve", "tune"}
+        mode="json", exclude={*CHART_OWNED_KEYS, CHECK_KEY, "loadtest", "serve", "tune", "kserve"}
     )
     if spec.export.onnx is not None:
         notices.append(

@@ -147,7 +147,7 @@ def prepare_check(
     unique = sorted(set(texts))
     sample = random.Random(0).sample(unique, min(CHECK_TEXTS, len(unique)))
     references = reference_outputs(model_dir, task, sample, max_length=max_length)
-    tokens = token_counts(model_dir / "tokenizer.json", sample, max_length)
+    tokens = token_counts(model_dir, sample, max_length)
     path = run_dir / "references.npz"
     arrays: dict[str, Any] = {"n_tokens": np.array(tokens), **references}
     np.savez(path, **arrays)

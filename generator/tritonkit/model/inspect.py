@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tokenizers import Tokenizer
 
 from tritonkit.errors import ModelSourceError
 from tritonkit.tasks import TASKS, Task, get_task
@@ -25,7 +28,14 @@ _LENGTH_FIELDS = (
     ("tokenizer_config.json", "model_max_length"),
     ("sentence_bert_config.json", "max_seq_length"),
 )
+# Control characters (Cc: \n, \r, \t, NUL...) and line/paragraph separators: one label is one
+# line of labels.txt, which Triton reads line by line.
+_LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
 SUPPORTED_TYPES = "bert, distilbert, roberta, xlm-roberta, deberta-v2, electra, mpnet"
+# Model types whose position ids start at padding_idx + 1 (transformers'
+# create_position_ids_from_input_ids): padding_idx is config.pad_token_id, fixed at 1 for MPNet.
+_PADDING_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "data2vec-text"})
+_FIXED_PADDING_IDX = {"mpnet": 1}
 
 
 def offline() -> None:
@@ -53,6 +63,7 @@ class ModelInfo:
     max_length: int
     input_names: tuple[str, ...]
     labels: tuple[str, ...]
+    vocab_size: int  # ids the tokenizer can produce: 0..vocab_size-1
 
     @property
     def task_record(self) -> Task:
@@ -91,6 +102,7 @@ def inspect_model_dir(model_dir: Path, task: str) -> ModelInfo:
             f"{model_dir}: no model.safetensors or pytorch_model.bin: "
             "save the weights with save_pretrained()"
         )
+    tokenizer = load_tokenizer_file(model_dir / "tokenizer.json")
     raw: dict[str, Any] = _read_json(config_path)
     model_type = raw.get("model_type")
     if not isinstance(model_type, str):
@@ -108,10 +120,22 @@ def inspect_model_dir(model_dir: Path, task: str) -> ModelInfo:
         task=task,
         model_type=model_type,
         architectures=architectures,
-        max_length=_max_length(model_dir, getattr(config, "max_position_embeddings", None)),
+        max_length=_max_length(model_dir, _position_limit(model_type, config)),
         input_names=input_names,
         labels=labels,
+        vocab_size=max(tokenizer.get_vocab(with_added_tokens=True).values(), default=-1) + 1,
     )
+
+
+def load_tokenizer_file(path: Path) -> Tokenizer:
+    """The fast tokenizer file, with a one-line error for a corrupt or foreign one."""
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises its own Exception for every parse problem
+        raise ModelSourceError(
+            f"{path}: not a tokenizers file ({one_line(e)[:160]}): re-save it with "
+            "AutoTokenizer.from_pretrained(folder).save_pretrained(folder)"
+        ) from None
 
 
 def _read_json(path: Path, expected: type = dict) -> Any:
@@ -184,7 +208,15 @@ def _labels(config_path: Path, id2label: Mapping[int, str]) -> tuple[str, ...]:
             f"{config_path}: field id2label must map ids 0..n-1 to n >= 2 labels: "
             'set e.g. "id2label": {"0": "negative", "1": "positive"}'
         )
-    return tuple(str(id2label[index]) for index in range(len(id2label)))
+    labels = tuple(str(id2label[index]) for index in range(len(id2label)))
+    for index, label in enumerate(labels):
+        if any(unicodedata.category(c) in _LINE_BREAKING for c in label):
+            shown = label.encode("unicode_escape").decode("ascii")
+            raise ModelSourceError(
+                f"{config_path}: field id2label: label {index} '{shown}' holds a newline or "
+                "control character, which would shift labels.txt: rename it in config.json"
+            )
+    return labels
 
 
 def _check_pooling(model_dir: Path) -> None:
@@ -203,10 +235,22 @@ def _check_pooling(model_dir: Path) -> None:
                 )
 
 
-def _max_length(model_dir: Path, max_position_embeddings: object) -> int:
-    """The smallest of max_position_embeddings, the tokenizer's model_max_length (when set) and
-    sentence-transformers' max_seq_length (all-MiniLM-L6-v2: 512, 512 and 256)."""
-    limits = [max_position_embeddings]
+def _position_limit(model_type: str, config: Any) -> object:
+    """How many tokens the position embeddings hold: max_position_embeddings, less the ids
+    that RoBERTa-style models skip (514 positions hold 512 tokens when pad_token_id is 1)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    padding_idx = _FIXED_PADDING_IDX.get(model_type)
+    if padding_idx is None and model_type in _PADDING_OFFSET_POSITIONS:
+        padding_idx = getattr(config, "pad_token_id", None)
+    if isinstance(positions, int) and isinstance(padding_idx, int):
+        return positions - padding_idx - 1
+    return positions
+
+
+def _max_length(model_dir: Path, positions: object) -> int:
+    """The smallest of the position embeddings' limit, the tokenizer's model_max_length (when
+    set) and sentence-transformers' max_seq_length (all-MiniLM-L6-v2: 512, 512 and 256)."""
+    limits = [positions]
     for name, key in _LENGTH_FIELDS:
         if (model_dir / name).is_file():
             limits.append(_read_json(model_dir / name).get(key))

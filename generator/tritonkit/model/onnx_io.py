@@ -61,6 +61,54 @@ def onnx_io(path: Path) -> tuple[tuple[GraphTensor, ...], tuple[GraphTensor, ...
     return convert(list(model.graph.input)), convert(list(model.graph.output))
 
 
+@dataclass(frozen=True)
+class GraphFacts:
+    """What a graph says about the model folder it was exported from (None: not found)."""
+
+    input_names: tuple[str, ...]
+    embedding_rows: int | None  # rows of the table that input_ids index: its vocabulary
+    class_count: int | None  # static last dim of `logits` (or of the labelled output)
+
+
+# Where input_ids meets the embedding table: Gather(table, ids) in an export, and
+# EmbedLayerNormalization(ids, segments, word_embedding, ...) in an ORT-fused graph.
+_EMBEDDING_TABLE = {"Gather": (1, 0), "EmbedLayerNormalization": (0, 2)}
+
+
+def graph_facts(path: Path, raw_output: str, label_output: str | None) -> GraphFacts:
+    """The graph's inputs, vocabulary and class count, read without loading the weights."""
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph
+    initializers = {init.name: tuple(init.dims) for init in graph.initializer}
+    rows = None
+    for node in graph.node:
+        ids_at, table_at = _EMBEDDING_TABLE.get(node.op_type, (-1, -1))
+        if len(node.input) > max(ids_at, table_at) >= 0 and node.input[ids_at] == "input_ids":
+            dims = initializers.get(node.input[table_at])
+            if dims:
+                rows = int(dims[0])
+                break
+    return GraphFacts(
+        tuple(i.name for i in graph.input if i.name not in initializers),
+        rows,
+        _class_count(model, raw_output, label_output),
+    )
+
+
+def _class_count(model: onnx.ModelProto, raw_output: str, label_output: str | None) -> int | None:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+    except onnx.shape_inference.InferenceError:
+        inferred = model.graph
+    for values, name in ((inferred.value_info, raw_output), (inferred.output, raw_output),
+                         (inferred.output, label_output)):  # fmt: skip
+        for value in values:
+            dims = value.type.tensor_type.shape.dim
+            if value.name == name and dims and dims[-1].HasField("dim_value"):
+                return int(dims[-1].dim_value)
+    return None
+
+
 def check_onnx_file(path: Path) -> None:
     """Run onnx.checker on the file (by path, so that models over 2 GiB work too)."""
     try:

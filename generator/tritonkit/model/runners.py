@@ -34,6 +34,24 @@ def load_tokenizer(model_dir: Path) -> Any:
         ) from e
 
 
+def reference_tokenizer_file(model_dir: Path, dest: Path) -> Path:
+    """The tokenizer file a deployment serves: the one the reference tokenizes with.
+
+    That is the folder's tokenizer.json, unless tokenizer_config.json changes it at load time
+    (transformers rebuilds parts of it from do_lower_case, add_prefix_space, trim_offsets...);
+    then what transformers built is written to `dest` and returned instead.
+    """
+    from tokenizers import Tokenizer
+
+    source = model_dir / "tokenizer.json"
+    loaded = load_tokenizer(model_dir).backend_tokenizer
+    if loaded.to_str() == Tokenizer.from_file(str(source)).to_str():
+        return source
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    loaded.save(str(dest))
+    return dest
+
+
 def encode(tokenizer: Any, info: ModelInfo, texts: Sequence[str], max_length: int) -> Feeds:
     """int64 feeds named like the model's inputs, padded to the longest text; zeros for
     token_type_ids when the tokenizer does not produce them."""

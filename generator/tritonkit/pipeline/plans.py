@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tritonkit.errors import SpecError
-from tritonkit.repository.backends.tensorrt import cuda_graph_shapes, model_plan_from_build
+from tritonkit.repository.backends.tensorrt import model_plan_from_build
 from tritonkit.repository.pbtxt import DynamicBatching
 from tritonkit.repository.writer import write_model_config
 from tritonkit.runtime.tokenizer import TokenizerParams
@@ -20,6 +20,7 @@ from tritonkit.tensorrt.build import (
     read_metadata,
 )
 from tritonkit.tensorrt.profiles import ProfileLayout, plan_profiles
+from tritonkit.tensorrt.versions import TensorRTRelease, serving_tensorrt
 
 
 def build_model_plan(
@@ -41,19 +42,12 @@ def build_model_plan(
         profiles = plan_profiles(tokenizer, max_batch_size, options.opt_batch_size, layout)
     except ValueError as e:  # options that cannot make a profile: bad input, exit 2
         raise SpecError(str(e)) from None
-    build = BuildOptions(
-        profiles=profiles,
-        precision=precision,
-        workspace_mib=options.workspace_mib,
-        timing_cache=options.timing_cache,
-        optimization_level=options.optimization_level,
-        hardware_compatibility=options.hardware_compatibility,
-        version_compatible=options.version_compatible,
-        per_compute_capability=options.per_cc,
-        triton_image=triton_image,
-    )
+    build = BuildOptions.from_section(options, profiles, precision, triton_image)
+    serving: TensorRTRelease | None = None
+    if triton_image is not None:
+        serving = serving_tensorrt(triton_image, options.tensorrt_version)
     version_dir = model_dir / str(model_version)
-    record = build_plan(onnx_path, version_dir, build, builder)
+    record = build_plan(onnx_path, version_dir, build, builder, serving)
     batch_sizes = (1, profiles[0].opt[0], max_batch_size)
     model = model_plan_from_build(
         onnx_path,
@@ -62,7 +56,7 @@ def build_model_plan(
         max_batch_size=max_batch_size,
         instance_count=instances,
         dynamic_batching=DynamicBatching(),
-        graph_shapes=cuda_graph_shapes(tokenizer, batch_sizes) if options.cuda_graphs else None,
+        graph_batches=batch_sizes if options.cuda_graphs else None,
     )
     write_model_config(model_dir, model)
     return record

@@ -51,6 +51,7 @@ def documents(
         max_length=plan.deployment.tokenizer.max_length,
         versions=found,
         variant=record.get("variant"),
+        notes=plan.notes,
         tolerances=PRECISION_TOLERANCES,
         layout=record.get("layout"),
         buckets=plan.deployment.tokenizer.buckets,

@@ -10,22 +10,33 @@ Layout (NAME is the deployment name; see `repository.contract`):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import onnx
+
 from tritonkit.errors import RepositoryError
 from tritonkit.model.onnx_io import onnx_io
 from tritonkit.repository.backends.onnx import LABELS_FILE, check_graph, onnx_model_plan
-from tritonkit.repository.backends.tensorrt import plan_tensorrt_model
+from tritonkit.repository.backends.tensorrt import (
+    BUILD_SCRIPT,
+    graph_batch_sizes,
+    plan_tensorrt_model,
+)
 from tritonkit.repository.backends.tokenizer import TEXT, tokenizer_batching, tokenizer_model_plan
 from tritonkit.repository.contract import Deployment, ModelKind
 from tritonkit.repository.layout import ServingLayout
 from tritonkit.repository.pbtxt import EnsemblePlan, EnsembleStep, ModelPlan, Tensor, read_plan
 from tritonkit.runtime.tokenizer import TokenizerParams
 from tritonkit.spec import DeploymentSpec
-from tritonkit.tensorrt.build import METADATA_FILE, PlanRecord
+from tritonkit.tensorrt.build import RECIPE_FILE
+from tritonkit.tensorrt.qdq import foreign_ops
+from tritonkit.tensorrt.recipe import Recipe
 from tritonkit.util.resources import triton_model_source
+
+PLAN_ONNX = "onnx/model.onnx"  # inside NAME_trt/, in a folder Triton ignores (not numeric)
 
 
 @dataclass(frozen=True)
@@ -48,14 +59,14 @@ class OnnxModel:
 
 @dataclass(frozen=True)
 class TensorRTModel:
-    """The model is served as a TensorRT plan built from `onnx` into `version_dir` (the plan
-    file and tensorrt.json, as `tensorrt.build.build_plan` wrote them)."""
+    """The model is served as a TensorRT plan built from `onnx` by `recipe` (its `onnx` is
+    PLAN_ONNX): the model folder holds the recipe, the build script and the ONNX model, and the
+    plan is built into it, in the serving pod or by `generate` where TensorRT exists."""
 
     onnx: Path
-    version_dir: Path
-    record: PlanRecord
-    cc_model_filenames: bool = False
+    recipe: Recipe
     cuda_graphs: bool = False
+    graph_batches: tuple[int, ...] = ()
 
 
 ModelSource = OnnxModel | TensorRTModel
@@ -69,6 +80,7 @@ class RepositoryPlan:
     models: tuple[ModelPlan, ...]  # the tokenizer, then the model
     ensemble: EnsemblePlan
     files: tuple[FileEntry, ...] = ()
+    notes: tuple[str, ...] = ()  # what README.md must say about choices made here
 
     def with_files(self, *entries: FileEntry) -> RepositoryPlan:
         """The plan with `entries` added (an entry replaces one with the same path)."""
@@ -98,26 +110,45 @@ def plan_repository(
     check_graph(str(source.onnx), inputs, outputs)
     kind: ModelKind = "tensorrt" if isinstance(source, TensorRTModel) else "onnx"
     deployment = Deployment.planned(spec.name, kind, spec.task, tokenizer)
-    model = onnx_model_plan(spec, deployment.model, inputs, outputs, tokenizer.max_length, layout)
+    foreign = foreign_ops(onnx.load(str(source.onnx), load_external_data=False))
+    model = onnx_model_plan(
+        spec, deployment.model, inputs, outputs, tokenizer.max_length, layout,
+        whole_graph=not foreign,
+    )  # fmt: skip
+    notes = []
+    if model.gpu_accelerators and foreign:
+        notes.append(
+            "ONNX Runtime's TensorRT accelerator gets no explicit shape profiles: the graph has "
+            f"operators TensorRT cannot take ({', '.join(foreign[:3])}), so ONNX Runtime splits "
+            "it and its TensorRT subgraphs have inputs the profiles could not name; engines are "
+            "built for the shapes seen (rebuilt when a longer one arrives)"
+        )
     files = [
         FileEntry(f"{deployment.tokenizer_model}/1/model.py", triton_model_source("tokenizer")),
         FileEntry(f"{deployment.tokenizer_model}/1/tokenizer.json", tokenizer_file),
         FileEntry(f"{deployment.name}/1/.keep", content=""),
     ]
     if isinstance(source, TensorRTModel):
-        record = source.record
+        recipe, profiles = source.recipe, source.recipe.options.profiles
         model = plan_tensorrt_model(
             model,
             name=deployment.model,
-            io_types=record.io_types,
-            profile_count=len(record.profiles),
-            cc_model_filenames={record.compute_capability: record.file}
-            if source.cc_model_filenames
-            else None,
+            io_types=recipe.io_types,
+            profile_count=len(profiles),
             cuda_graphs=source.cuda_graphs,
+            graph_batches=graph_batch_sizes(profiles, source.graph_batches),
         )
-        for name in (record.file, METADATA_FILE):
-            files.append(FileEntry(f"{deployment.model}/1/{name}", source.version_dir / name))
+        folder = deployment.model
+        text = json.dumps(recipe.as_json(), indent=2) + "\n"
+        files += [
+            FileEntry(f"{folder}/{PLAN_ONNX}", source.onnx),
+            FileEntry(f"{folder}/{RECIPE_FILE}", content=text),
+            FileEntry(f"{folder}/{BUILD_SCRIPT}", triton_model_source("plan_builder")),
+            FileEntry(f"{folder}/1/.keep", content=""),
+        ]
+        external = source.onnx.with_name(source.onnx.name + ".data")  # onnx_io.save_model
+        if external.is_file():
+            files.append(FileEntry(f"{folder}/{PLAN_ONNX}.data", external))
     else:
         files.append(FileEntry(f"{deployment.model}/1/model.onnx", source.onnx))
         for name, path in source.records.items():
@@ -136,7 +167,9 @@ def plan_repository(
         files.append(FileEntry(f"{deployment.model}/{LABELS_FILE}", content=text))
         files.append(FileEntry(f"{deployment.name}/{LABELS_FILE}", content=text))
     ensemble = plan_ensemble(deployment, spec, tokenizer_model, model)
-    return RepositoryPlan(deployment, (tokenizer_model, model), ensemble, tuple(files))
+    return RepositoryPlan(
+        deployment, (tokenizer_model, model), ensemble, tuple(files), tuple(notes)
+    )
 
 
 def plan_ensemble(

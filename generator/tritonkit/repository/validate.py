@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tritonclient.grpc import model_config_pb2
 
 from tritonkit.errors import ConfigError, TritonkitError
 from tritonkit.model.onnx_io import onnx_io
-from tritonkit.repository.backends.tensorrt import plan_problems
+from tritonkit.repository.backends.tensorrt import deferred_note, plan_problems, server_args
 from tritonkit.repository.contract import RECORD_FILE, Deployment
 from tritonkit.repository.pbtxt import data_type_name, read_config
 from tritonkit.runtime.tokenizer import TokenizerParams
@@ -53,7 +54,7 @@ def _check_model_files(
     config: model_config_pb2.ModelConfig,
     problems: list[str],
     tokenizer: TokenizerParams | None,
-    image: str | None,
+    serving: dict[str, Any],
 ) -> None:
     rel = model_dir.name
     versions = _version_dirs(model_dir)
@@ -77,7 +78,7 @@ def _check_model_files(
                 continue
             _check_onnx_io(rel, path, config, problems)
     elif config.platform == "tensorrt_plan":
-        problems.extend(plan_problems(model_dir, config, tokenizer, image))
+        problems.extend(plan_problems(model_dir, config, tokenizer, serving))
     elif config.backend == "python":
         for version in versions:
             if not (version / "model.py").is_file():
@@ -224,9 +225,9 @@ def validate_repository(repo: Path) -> list[str]:
     if not configs and not problems:
         problems.append(f"{repo}: no models found (no folder with a config.pbtxt)")
     feeds = _deployments(repo, configs, problems)
-    image = _deployment_image(repo)
+    serving = deployment_serving(repo)
     for name, config in configs.items():
-        _check_model_files(repo / name, config, problems, feeds.get(name), image)
+        _check_model_files(repo / name, config, problems, feeds.get(name), serving)
         if config.platform == "ensemble":
             _check_ensemble(name, config, configs, problems)
     return problems
@@ -252,10 +253,42 @@ def _deployments(
     return feeds
 
 
-def _deployment_image(repo: Path) -> str | None:
-    """The Triton image the repository was generated for (tritonkit.json's spec)."""
+def deployment_serving(repo: Path) -> dict[str, Any]:
+    """What tritonkit.json's spec says about the server: image, the stated TensorRT version
+    (tensorrt.tensorrt_version) and tensorrt.version_compatible (what the Helm chart reads to
+    pass --backend-config=tensorrt,version-compatible=true)."""
     try:
-        image = json.loads((repo / RECORD_FILE).read_text(encoding="utf-8"))["spec"]["triton_image"]
+        spec = json.loads((repo / RECORD_FILE).read_text(encoding="utf-8"))["spec"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return image if isinstance(image, str) else None
+        return {}
+    if not isinstance(spec, dict):
+        return {}
+    image = spec.get("triton_image")
+    section = spec.get("tensorrt")
+    tensorrt: dict[str, Any] = section if isinstance(section, dict) else {}
+    found: dict[str, Any] = {"image": image if isinstance(image, str) else None}
+    if isinstance(tensorrt.get("tensorrt_version"), str):
+        found["tensorrt_version"] = tensorrt["tensorrt_version"]
+    if isinstance(tensorrt.get("version_compatible"), bool):
+        found["version_compatible"] = tensorrt["version_compatible"]
+    return found
+
+
+def repository_notes(repo: Path) -> list[str]:
+    """Not problems: plans still to be built in the serving pod, and the tritonserver flags
+    the repository needs."""
+    notes: list[str] = []
+    args: list[str] = []
+    for model_dir in sorted(p for p in repo.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            config = read_config(model_dir / "config.pbtxt")
+        except (ConfigError, OSError):
+            continue
+        if config.platform != "tensorrt_plan":
+            continue
+        note = deferred_note(model_dir, config)
+        notes += [note] if note else []
+        args += [a for a in server_args(model_dir) if a not in args]
+    if args:
+        notes.append(f"tritonserver needs {' '.join(args)} (tritonkit serve and the chart add it)")
+    return notes

@@ -13,10 +13,10 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from tritonkit.errors import RepositoryError
+from tritonkit.errors import RepositoryError, TritonkitError, cannot_write, disk_full
 from tritonkit.repository.contract import RECORD_FILE
 from tritonkit.repository.pbtxt import ModelPlan, render_config
 from tritonkit.repository.plan import RepositoryPlan
@@ -48,8 +48,21 @@ def _overlaps(output: Path, protected: Path) -> bool:
     return output == protected or protected in output.parents or output in protected.parents
 
 
+def check_parents(output: Path) -> None:
+    """`output` must not lie under a file (mkdir would fail late, after the export)."""
+    for parent in output.absolute().parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise RepositoryError(
+                    f"{output}: lies under {parent}, which is a file, not a folder: "
+                    "choose another -o"
+                )
+            return
+
+
 def check_output(output: Path, force: bool, protected: Sequence[Path] = ()) -> None:
     """Refuse early, before any work, to write where data would be lost."""
+    check_parents(output)
     resolved = output.resolve()
     for folder in protected:
         if _overlaps(resolved, folder.resolve()):
@@ -101,7 +114,8 @@ def sweep_stale(output: Path) -> None:
 @contextlib.contextmanager
 def staging_dir(output: Path) -> Iterator[Path]:
     """A temporary folder beside `output` (same filesystem, so the final move is a rename),
-    with the permissions of a normal folder (the umask's, not mkdtemp's 0700)."""
+    with the permissions of a normal folder (the umask's, not mkdtemp's 0700). A full disk while
+    the work runs is reported for `output`, not for the staging file that hit it."""
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale(output)
@@ -110,11 +124,16 @@ def staging_dir(output: Path) -> Iterator[Path]:
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)
     except OSError as e:
-        raise RepositoryError(
-            f"{output.parent}: cannot write here ({e.strerror}): choose another -o"
-        ) from None
+        raise RepositoryError(cannot_write(output.parent, e)) from None
     try:
         yield tmp
+    except (OSError, TritonkitError) as e:
+        full = disk_full(e)
+        if full is not None:
+            raise RepositoryError(cannot_write(output, full)) from e
+        if isinstance(e, OSError):  # not ours to explain further; one line, not a traceback
+            raise RepositoryError(f"{e.filename or output}: {e.strerror or e}") from e
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -134,10 +153,7 @@ def write_files(root: Path, plan: RepositoryPlan) -> None:
             else:
                 target.write_text(entry.content or "", encoding="utf-8")
     except OSError as e:
-        where = e.filename or root
-        raise RepositoryError(
-            f"{where}: cannot write ({e.strerror}): free space or choose another -o"
-        ) from None
+        raise RepositoryError(cannot_write(e.filename or root, e)) from e
 
 
 def commit(staged: Path, output: Path, force: bool, protected: Sequence[Path] = ()) -> None:
@@ -160,12 +176,20 @@ def commit(staged: Path, output: Path, force: bool, protected: Sequence[Path] = 
 
 
 def write_repository(
-    plan: RepositoryPlan, output: Path, *, force: bool, protected: Sequence[Path] = ()
+    plan: RepositoryPlan,
+    output: Path,
+    *,
+    force: bool,
+    protected: Sequence[Path] = (),
+    before: Callable[[Path], None] | None = None,
 ) -> None:
-    """Render, write, validate and move the plan into `output` (see the module docstring)."""
+    """Render, write, validate and move the plan into `output` (see the module docstring);
+    `before` runs on the staged folder first (the TensorRT plan is built there)."""
     check_output(output, force, protected)
     with staging_dir(output) as staged:
         write_files(staged, plan)
+        if before is not None:
+            before(staged)
         problems = validate_repository(staged)
         if problems:
             raise RepositoryError("generated repository failed validation:\n" + "\n".join(problems))

@@ -20,6 +20,11 @@ request pays for another's length. Every request of an execute() call (a dynamic
 tokenized in one `encode_batch` call and cut back into per-request tensors that equal what the
 request alone would get (`encode_requests`). A bad request (invalid UTF-8, empty batch) gets a
 Triton error response; the other requests of the same execute() call are served.
+
+Texts are bounded before they are tokenized (`TextEncoder.bounded`): a tokenizer reads the
+whole text before truncating, so one 20 MB text once held the model (and every request queued
+behind it) for 27 s. Only a prefix is tokenized, long enough that its complete words alone give
+max_length tokens: the tokens kept are exactly those of the whole text.
 """
 
 from __future__ import annotations
@@ -133,6 +138,15 @@ class TokenizerParams:
         return tuple(sorted({self.padded_length(n) for n in range(1, self.max_length + 1)}))
 
 
+# The first prefix tried is max_length * CHARS_PER_TOKEN characters (English averages 4-5
+# characters a token, CJK 1); it grows GROWTH-fold while its complete words give fewer than
+# max_length tokens, up to MAX_GROWTH times the first, where it is taken as it is (a text of
+# one endless word, which no tokenizer splits usefully anyway).
+CHARS_PER_TOKEN = 32
+GROWTH = 4
+MAX_GROWTH = 16
+
+
 class TextEncoder:
     """The tokenization itself, independent of Triton."""
 
@@ -141,6 +155,26 @@ class TextEncoder:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=params.max_length)
         self.params = params
+        self.probe = Tokenizer.from_file(tokenizer_file)  # untruncated: counts a prefix's tokens
+        self.probe.no_padding()
+        self.probe.no_truncation()
+        self.char_budget = params.max_length * CHARS_PER_TOKEN
+
+    def bounded(self, text: str) -> str:
+        """`text`, or the shortest tried prefix of it whose complete words give max_length
+        tokens. Tokenizing that prefix and truncating gives the tokens the whole text gives
+        (each word's tokens depend on that word only; the last word, which the cut may split,
+        is not counted), at a cost bounded by the prefix's length."""
+        limit, cap = self.char_budget, self.char_budget * MAX_GROWTH
+        while len(text) > limit:
+            if limit >= cap:
+                return text[:cap]
+            words = self.probe.encode(text[:limit], add_special_tokens=False).word_ids
+            complete = sum(1 for w in words if w is not None and w != words[-1])
+            if complete >= self.params.max_length:
+                return text[:limit]
+            limit *= GROWTH
+        return text
 
     def decode_texts(self, raw: np.ndarray) -> list[str]:
         if raw.size == 0:
@@ -148,10 +182,10 @@ class TextEncoder:
         texts = []
         for index, item in enumerate(raw.reshape(-1)):
             if isinstance(item, str):
-                texts.append(item)
+                texts.append(self.bounded(item))
                 continue
             try:
-                texts.append(bytes(item).decode("utf-8"))
+                texts.append(self.bounded(bytes(item).decode("utf-8")))
             except UnicodeDecodeError as e:
                 raise TokenizerError(
                     f"TEXT[{index}] is not valid UTF-8 (byte {e.start}): send UTF-8 encoded text"

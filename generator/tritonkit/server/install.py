@@ -99,7 +99,7 @@ def install_server(
         if force or not _is_installed(root):
             _build(root, log)
         install = _cached_install(root)
-        refresh_onnxruntime_backend(install)
+        refresh_server_env(install)
     return install
 
 
@@ -159,10 +159,39 @@ def _unpack(wheel: Path, dest: Path) -> None:
         (backend / "triton_python_backend_stub").chmod(0o755)
 
 
-def refresh_onnxruntime_backend(install: ServerInstall) -> None:
-    """Copy tritonkit's Python-based onnxruntime backend in, unless a real one is installed.
+# Executed by `site` when the server environment's interpreter starts, also inside the
+# Python backend stub (whose embedded interpreter ignores PYTHONDONTWRITEBYTECODE): a stub
+# importing <model>/1/model.py must not write <model>/1/__pycache__/ into the repository (a
+# read-only volume in production; and the new folder changes the version folder's mtime, so
+# Triton reloads the model when the ensemble loads).
+_NO_BYTECODE_PTH = ("tritonkit-no-bytecode.pth", "import sys; sys.dont_write_bytecode = True\n")
 
-    Done on every find_server() and start(), so edits to the module take effect at once.
+
+def refresh_server_env(install: ServerInstall) -> None:
+    """tritonkit's files in a server install: the onnxruntime backend, and in tritonkit's own
+    environment the no-bytecode hook. Done on every find_server() and start()."""
+    refresh_onnxruntime_backend(install)
+    if install.env_bin is None:
+        return
+    site = install.env_bin.parent / "lib" / f"python{_PYTHON}" / "site-packages"
+    name, text = _NO_BYTECODE_PTH
+    with contextlib.suppress(OSError):
+        if (site / name).read_text() == text:
+            return
+    try:
+        partial = site / f".{name}.{os.getpid()}"
+        partial.write_text(text)
+        partial.replace(site / name)
+    except OSError as e:
+        raise ServerError(
+            f"cannot write {name} into {site}: {e.strerror}: use a writable tritonserver "
+            "install (tritonkit server install)"
+        ) from e
+
+
+def refresh_onnxruntime_backend(install: ServerInstall) -> None:
+    """Copy tritonkit's Python-based onnxruntime backend in, unless a real one is installed,
+    so edits to the module take effect at once.
     """
     folder = install.backend_dir / "onnxruntime"
     source = triton_model_source("onnxruntime_backend").read_bytes()
@@ -200,7 +229,7 @@ def find_server(
             raise ServerError(f"no tritonserver installed in {root}: run: tritonkit server install")
     else:
         install = _external_install(tritonserver.expanduser().resolve(), source)
-    refresh_onnxruntime_backend(install)
+    refresh_server_env(install)
     return install
 
 

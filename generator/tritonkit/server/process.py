@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -16,20 +17,25 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2
 
 from tritonkit.errors import ServerError
 from tritonkit.server.client import ADMIN_KEY_HEADER, key_file
-from tritonkit.server.install import ServerInstall, refresh_onnxruntime_backend
+from tritonkit.server.install import ServerInstall, refresh_server_env
+from tritonkit.server.loglines import load_failures
 from tritonkit.server.models import load_waves, read_repository
 from tritonkit.util.gpu import gpu_available
-from tritonkit.util.processes import stop_process_group
+from tritonkit.util.processes import parent_death_signal, pid_alive, stop_process_group
 
 _LOG_TAIL_LINES = 40
+_SHM_PREFIX = re.compile(r"tritonkit(?P<pid>\d+)_[0-9a-f]+_")
+# A load the log reports as failed gets this long to answer with its own error first.
+_ANSWER_GRACE = 2.0
 # Triton's control APIs, closed to anyone without the per-run admin key: loading a model is
 # running code (a Python-backend model.py), and the others can reconfigure or abort the server.
 # Syntax from `tritonserver --help` (2.51) and docs/customization_guide/inference_protocols.md
@@ -84,6 +90,7 @@ class TritonServer:
         self.log_path = log_path or Path(tempfile.mkdtemp(prefix="tritonkit-")) / "tritonserver.log"
         self.extra_args = tuple(extra_args)
         self.loaded_notices: list[str] = []
+        # Embeds our pid: regions of a tritonkit that died are found and removed (_sweep_shm).
         self.shm_prefix = f"tritonkit{os.getpid()}_{secrets.token_hex(4)}_"
         self.admin_key = secrets.token_urlsafe(24)
         self._process: subprocess.Popen[bytes] | None = None
@@ -108,15 +115,25 @@ class TritonServer:
     def metrics_url(self) -> str:
         return self._url(self.ports["--metrics-port"])
 
+    @property
+    def pid(self) -> int | None:
+        """The tritonserver process id while it runs (the leader of its process group)."""
+        return self._process.pid if self._process is not None else None
+
+    def exit_code(self) -> int | None:
+        """None while tritonserver runs; its exit code (negative: the signal) once it ended."""
+        return self._process.poll() if self._process is not None else None
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
 
-    def _log_tail(self) -> str:
-        lines = self.log_text().splitlines()[-_LOG_TAIL_LINES:]
-        return f"\n--- last lines of {self.log_path} ---\n" + "\n".join(lines)
+    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+        """The log's last lines, under a header naming the file."""
+        last = self.log_text().splitlines()[-lines:]
+        return f"\n--- last lines of {self.log_path} ---\n" + "\n".join(last)
 
     def command(self) -> list[str]:
         """The tritonserver command line."""
@@ -170,7 +187,8 @@ class TritonServer:
         if self._process is not None:
             raise ServerError(f"tritonserver for {self.repo} is already running: stop() it first")
         self._check_ports()
-        refresh_onnxruntime_backend(self.install)
+        refresh_server_env(self.install)
+        _sweep_shm()
         deadline = time.monotonic() + timeout
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
@@ -181,6 +199,9 @@ class TritonServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us only; stop() ends the whole group
+                # If we die, even by SIGKILL, tritonserver gets SIGTERM: it shuts down, removes
+                # its /dev/shm regions, and its stubs exit once it is gone.
+                preexec_fn=parent_death_signal(signal.SIGTERM),
             )
         atexit.register(self.stop)
         self._write_key()
@@ -189,7 +210,7 @@ class TritonServer:
             self._load_models(deadline)
             self._wait_for(process, "ready", deadline, timeout)
         except BaseException:
-            self.stop()
+            self.stop(grace=2.0)  # a hung load never lets SIGINT finish: escalate soon
             raise
 
     def _wait_for(
@@ -201,7 +222,7 @@ class TritonServer:
             if code is not None:
                 raise ServerError(
                     f"tritonserver exited with code {code} before it was {state}: read the log "
-                    f"for the cause{self._log_tail()}"
+                    f"for the cause{self.log_tail()}"
                 )
             with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
@@ -209,25 +230,84 @@ class TritonServer:
             if time.monotonic() > deadline:
                 raise ServerError(
                     f"tritonserver was not {state} after {timeout:.0f} s: raise the timeout or "
-                    f"read the log for the cause{self._log_tail()}"
+                    f"read the log for the cause{self.log_tail()}"
                 )
             time.sleep(0.1)
 
     def _load_models(self, deadline: float) -> None:
-        """Load through the repository API, each wave's models in parallel."""
+        """Load through the repository API, each wave's models in parallel; a failure the log
+        reports ends the start at once, even if its load request never answers."""
         configs = read_repository(self.repo)
         on_cpu_only = not gpu_available()
-        for wave in load_waves(configs):
-            bodies = [self._load_body(n, configs[n]) if on_cpu_only else b"{}" for n in wave]
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                errors = list(pool.map(self._load, wave, bodies, [deadline] * len(wave)))
+        pool = ThreadPoolExecutor(max_workers=4)
+        try:
+            for wave in load_waves(configs):
+                loads = {
+                    name: pool.submit(
+                        self._load,
+                        name,
+                        self._load_body(name, configs[name]) if on_cpu_only else b"{}",
+                        deadline,
+                    )
+                    for name in wave
+                }
+                self._await_loads(loads)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _await_loads(self, loads: dict[str, Future[str | None]]) -> None:
+        seen = len(load_failures(self.log_text()))
+        logged_at: float | None = None
+        while True:
+            done, pending = wait(loads.values(), timeout=0.2)
             failed = [
-                f"model '{n}' failed to load: {e}" for n, e in zip(wave, errors, strict=True) if e
+                f"model '{name}' failed to load: {future.result()}"
+                for name, future in loads.items()
+                if future in done and future.result()
             ]
-            if failed:
+            if failed or (logged_at and time.monotonic() - logged_at > _ANSWER_GRACE):
+                failed = failed or [f"tritonserver: {load_failures(self.log_text())[seen]}"]
                 raise ServerError(
-                    f"{'; '.join(failed)}: fix the model or its config.pbtxt{self._log_tail()}"
+                    f"{'; '.join(failed)}: fix the model or its config.pbtxt{self.log_tail()}"
                 )
+            if not pending:
+                return
+            if logged_at is None and len(load_failures(self.log_text())) > seen:
+                logged_at = time.monotonic()
+            code = self.exit_code()
+            if code is not None:
+                raise ServerError(
+                    f"tritonserver exited with code {code} while loading models: read the log "
+                    f"for the cause{self.log_tail()}"
+                )
+
+    def model_config(self, name: str) -> dict[str, Any]:
+        """The config `name` is served with (the restricted model-config API, with our key)."""
+        request = urllib.request.Request(
+            f"http://{self.http_url}/v2/models/{urllib.parse.quote(name)}/config",
+            headers=self.admin_headers,
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                config: dict[str, Any] = json.loads(response.read())
+        except (OSError, ValueError) as e:
+            raise ServerError(f"cannot read the served config of '{name}': {e}") from None
+        return config
+
+    def reload_model(self, name: str, timeout: float = 120.0) -> str | None:
+        """Replace `name`'s instances (and so its Python stubs) with fresh ones; the error text,
+        or None once reloaded. Ensembles that use it are reloaded by Triton with it.
+
+        A plain load does nothing in 2.51 when the files and the config are unchanged (a dead
+        stub stays dead), so the served config is sent back as an override with a new
+        `tritonkit_reload` parameter: a config change that forces a full reload. No file of
+        the repository is written."""
+        config = self.model_config(name)
+        config.setdefault("parameters", {})["tritonkit_reload"] = {
+            "string_value": secrets.token_hex(8)
+        }
+        body = json.dumps({"parameters": {"config": json.dumps(config)}}).encode()
+        return self._load(name, body, time.monotonic() + timeout)
 
     def _load(self, name: str, body: bytes, deadline: float) -> str | None:
         """POST /v2/repository/models/<name>/load; the error text, or None once loaded."""
@@ -297,3 +377,12 @@ class TritonServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _sweep_shm() -> None:
+    """Remove /dev/shm regions that servers of dead tritonkit processes left (a server killed
+    with SIGKILL cannot remove its own)."""
+    for path in Path("/dev/shm").glob("tritonkit*_*"):
+        found = _SHM_PREFIX.match(path.name)
+        if found and not pid_alive(int(found["pid"])):
+            path.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from tritonkit.spec.loader import build_section, build_spec, read_spec_file, spe
 from tritonkit.spec.sections import (
     DEPLOY_VARIANTS,
     DEVICE_VARIANTS,
+    TENSORRT_INT8_VARIANT,
     TRT_VARIANTS,
     VARIANTS,
     DynamicBatchingSpec,
@@ -29,6 +30,7 @@ from tritonkit.spec.sections import (
 from tritonkit.spec.serving import (
     DEFAULT_NAME,
     CheckSpec,
+    KServeSpec,
     LoadtestSpec,
     ServeSpec,
     TuneSpec,
@@ -40,6 +42,7 @@ __all__ = [
     "DEPLOY_VARIANTS",
     "DEVICE_VARIANTS",
     "NAME_PATTERN",
+    "TENSORRT_INT8_VARIANT",
     "TRT_VARIANTS",
     "VARIANTS",
     "CheckSpec",
@@ -47,6 +50,7 @@ __all__ = [
     "DynamicBatchingSpec",
     "ExportSpec",
     "InstancesSpec",
+    "KServeSpec",
     "LoadtestSpec",
     "OptimizeSpec",
     "ServeSpec",

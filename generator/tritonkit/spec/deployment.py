@@ -10,6 +10,7 @@ from pydantic import field_validator, model_validator
 
 from tritonkit.spec.fields import Section, option
 from tritonkit.spec.sections import (
+    TENSORRT_INT8_VARIANT,
     TRT_VARIANTS,
     DeployVariant,
     Device,
@@ -21,7 +22,14 @@ from tritonkit.spec.sections import (
     TensorRTSpec,
     TokenizerSpec,
 )
-from tritonkit.spec.serving import DEFAULT_NAME, CheckSpec, LoadtestSpec, ServeSpec, TuneSpec
+from tritonkit.spec.serving import (
+    DEFAULT_NAME,
+    CheckSpec,
+    KServeSpec,
+    LoadtestSpec,
+    ServeSpec,
+    TuneSpec,
+)
 from tritonkit.tasks import DEFAULT_TASK, TaskName
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
@@ -74,6 +82,7 @@ class DeploymentSpec(Section):
     check: CheckSpec = CheckSpec()
     loadtest: LoadtestSpec = LoadtestSpec()
     tune: TuneSpec = TuneSpec()
+    kserve: KServeSpec = KServeSpec()
     force: bool = option(False, "Replace an existing output folder that tritonkit wrote.",
                          flag="--force", switch=True)  # fmt: skip
 
@@ -151,12 +160,16 @@ def cross_field_problems(spec: DeploymentSpec) -> list[tuple[str, str]]:
         problems.append((
             "variant", f"{spec.variant}: TensorRT plans are for GPU targets: set device: gpu"
         ))  # fmt: skip
+    version = spec.tensorrt.tensorrt_version
+    if version is not None and not re.fullmatch(r"\d+\.\d+\.\d+(\.\d+)?", version):
+        problems.append(("tensorrt.tensorrt_version", f"'{version}': use X.Y.Z.B, e.g. 10.5.0.18"))
     if spec.tensorrt.accelerator and spec.device != "gpu":
         problems.append((
             "tensorrt.accelerator", "ONNX Runtime's TensorRT accelerator needs device: gpu"
         ))  # fmt: skip
     if spec.device == "gpu":
-        int8 = [v for v in (spec.variant, *spec.optimize.variants) if v.startswith("int8")]
+        chosen = (spec.variant, *spec.optimize.variants)
+        int8 = [v for v in chosen if v.startswith("int8") and v != TENSORRT_INT8_VARIANT]
         if int8:
             problems.append((
                 "variant" if spec.variant in int8 else "optimize.variants",

@@ -6,6 +6,7 @@ file's key; a flag not given (None) leaves it alone. Paths in a file are relativ
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from tritonkit.spec.deployment import DeploymentSpec
 
 M = TypeVar("M", bound=BaseModel)
 _UNKNOWN_KEY = "unknown key: remove it or check its spelling"
+_SECTION = "is a section: write its keys on the lines below it, not"
 
 
 def _path_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -96,6 +98,8 @@ def format_errors(error: ValidationError, source: str, prefix: str = "") -> str:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = _UNKNOWN_KEY
+        elif item["type"] == "model_type":  # a section written as a scalar or a list
+            message = f"{_SECTION} {json.dumps(item['input'], default=str)}"
         if not loc:  # a cross-field rule: its message is "key: problem" lines
             lines += [f"{source}: {line}" for line in message.splitlines()]
         else:

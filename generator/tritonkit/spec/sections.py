@@ -13,14 +13,18 @@ from tritonkit.spec.fields import Section, option
 from tritonkit.tasks import Precision
 
 Device = Literal["cpu", "gpu"]
-Variant = Literal["fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static"]
+Variant = Literal["fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static", "int8-qdq"]
 TrtVariant = Literal["trt-fp16", "trt-int8"]  # TensorRT plans, built where TensorRT is
 DeployVariant = Literal[
-    "auto", "fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static", "trt-fp16", "trt-int8"
-]
+    "auto", "fp32", "fp32-fused", "fp16", "int8-dynamic", "int8-static", "int8-qdq",
+    "trt-fp16", "trt-int8",
+]  # fmt: skip
 VARIANTS: tuple[str, ...] = get_args(Variant)
 TRT_VARIANTS: tuple[str, ...] = get_args(TrtVariant)
 DEPLOY_VARIANTS: tuple[str, ...] = get_args(DeployVariant)
+# int8-qdq: TensorRT's int8 model (symmetric int8 Q/DQ on the unfused export), the source of
+# trt-int8; not among `auto`'s candidates.
+TENSORRT_INT8_VARIANT = "int8-qdq"
 # The ONNX variants each device can run, slowest to fastest (`auto`'s tie-break order).
 DEVICE_VARIANTS: dict[str, tuple[str, ...]] = {
     "cpu": ("fp32", "fp32-fused", "int8-dynamic", "int8-static"),
@@ -32,6 +36,7 @@ VARIANT_PRECISION: dict[str, Precision] = {
     "trt-fp16": "fp16",
     "int8-dynamic": "int8",
     "int8-static": "int8",
+    "int8-qdq": "int8",
     "trt-int8": "int8",
 }
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
@@ -54,7 +59,7 @@ class DynamicBatchingSpec(Section):
         flag="--dynamic-batching",
     )  # fmt: skip
     max_queue_delay_us: int = option(
-        500, "Dynamic batcher delay (microseconds).", flag="--max-queue-delay-us",
+        500, "The model's dynamic batcher delay (microseconds).", flag="--max-queue-delay-us",
         ge=0, le=10_000_000,
     )  # fmt: skip
     preferred_batch_sizes: tuple[int, ...] = option(
@@ -104,8 +109,9 @@ class TargetSpec(Section):
 
 
 class InstancesSpec(Section):
-    """How many copies of each model Triton runs (instance_group count) and the ONNX Runtime
-    threads of each; `auto` derives them from the target (`repository.layout`)."""
+    """Copies of each model Triton runs and ONNX Runtime threads; auto: from the target.
+
+    `repository.layout` resolves `auto` (README "Fast by default")."""
 
     model: AutoCount = option(
         "auto", "Model instances; auto: one per target core (CPU), one per GPU (GPU).",
@@ -228,8 +234,14 @@ class TensorRTSpec(Section):
     )
     workspace_mib: int = option(4096, "Builder memory-pool limit (MiB).", flag="--workspace-mib",
                                 ge=1)  # fmt: skip
-    timing_cache: Path | None = option(None, "Timing cache file, reused across builds.",
-                                       flag="--timing-cache")  # fmt: skip
+    timing_cache: Path | None = option(
+        None, "Timing cache folder (one file per GPU and TensorRT version), reused across builds.",
+        flag="--timing-cache",
+    )  # fmt: skip
+    tensorrt_version: str | None = option(
+        None, "TensorRT the Triton image runs (e.g. 10.5.0.18, from dpkg -l 'libnvinfer*' in "
+        "it), for an image tritonkit has no verified row for.", flag="--tensorrt-version",
+    )  # fmt: skip
     optimization_level: int = option(3, "Builder optimization level (0-5).",
                                      flag="--optimization-level", ge=0, le=5)  # fmt: skip
     hardware_compatibility: Literal["none", "ampere+"] = option(

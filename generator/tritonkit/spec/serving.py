@@ -39,6 +39,11 @@ class ServeSpec(Section):
     grpc_port: int = option(8001, "gRPC port.", flag="--grpc-port", ge=1, le=65535)
     metrics_port: int = option(8002, "Metrics port.", flag="--metrics-port", ge=1, le=65535)
     timeout: float = option(180.0, "Seconds to wait until ready.", flag="--timeout", gt=0)
+    watch_interval: float = option(
+        2.0, "Seconds between health checks while serving: a canary inference per model and its "
+        "Python stubs; a dead stub's model is reloaded. 0: check only that tritonserver runs.",
+        flag="--watch-interval", ge=0,
+    )  # fmt: skip
 
 
 class CheckSpec(Section):
@@ -48,7 +53,7 @@ class CheckSpec(Section):
     url: str = option("127.0.0.1:8000", "HTTP HOST:PORT.", flag="--url")
     grpc_url: str | None = option(None, "gRPC HOST:PORT [default: HTTP port + 1].",
                                   flag="--grpc-url")  # fmt: skip
-    texts: tuple[str, ...] = ()
+    texts: tuple[str, ...] = option((), "Texts to check besides the built-in ones.")
     file: Path | None = option(None, "Texts: one per line, or .jsonl {text}.", flag="--texts")
     min_cosine: float | None = option(
         None, "Embeddings floor [default: the precision's].", flag="--min-cosine", gt=0, le=1
@@ -125,3 +130,44 @@ class TuneSpec(Section):
                                      gt=0)  # fmt: skip
 
     _durations = field_validator("budget", "trial", mode="before")(_duration)
+
+
+class KServeSpec(Section):
+    """`tritonkit kserve`: a KServe InferenceService (Triton runtime) for this deployment."""
+
+    storage_uri: str | None = option(
+        None, "Where the generated repository was synced (s3://, gs://, pvc://...); required.",
+        flag="--storage-uri",
+    )  # fmt: skip
+    image: str | None = option(
+        None, "A Triton image with `tokenizers` (build helm/images/triton/Dockerfile); the stock "
+        "runtime image lacks it; required.", flag="--image",
+    )  # fmt: skip
+    runtime: str = option("kserve-tritonserver", "The ClusterServingRuntime.", flag="--runtime")
+    service_account: str | None = option(
+        None, "Service account (storage credentials) [default: NAME-tritonkit].",
+        flag="--service-account",
+    )  # fmt: skip
+    admin_key_secret: str | None = option(
+        None, "Secret (key admin-key) for the restricted APIs [default: NAME-tritonkit-admin-key].",
+        flag="--admin-key-secret",
+    )  # fmt: skip
+    min_replicas: int = option(1, "Minimum replicas.", flag="--min-replicas", ge=0, le=1000)
+    max_replicas: int = option(4, "Maximum replicas.", flag="--max-replicas", ge=1, le=1000)
+    cpu: str = option("2", "CPU request.", flag="--cpu")
+    memory: str = option("4Gi", "Memory request (the limit is twice it).", flag="--memory")
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        from tritonkit.spec.images import check_image_reference
+
+        return value if value is None else check_image_reference(value)
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _quantity(cls, value: str) -> str:
+        # Kubernetes resource.Quantity (k8s.io/apimachinery/pkg/api/resource/quantity.go)
+        if not re.fullmatch(r"[+]?[0-9]+(\.[0-9]+)?([eE][0-9]+|[numkMGTPE]|[KMGTPE]i)?", value):
+            raise ValueError(f"'{value}' is not a Kubernetes quantity, e.g. 2, 500m, 4Gi")
+        return value

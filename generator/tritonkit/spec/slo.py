@@ -130,11 +130,15 @@ def evaluate_slos(result: Measured, slos: Iterable[Slo]) -> list[SloVerdict]:
 class SloSpec(Section):
     """The `slo:` block of a load test spec: the same names as `--slo`."""
 
-    p50_ms: float | None = Field(default=None, ge=0)
-    p95_ms: float | None = Field(default=None, ge=0)
-    p99_ms: float | None = Field(default=None, ge=0)
-    error_rate: float | None = Field(default=None, ge=0, le=1)
-    min_rps: float | None = Field(default=None, ge=0)
+    p50_ms: float | None = Field(default=None, ge=0, description="Median latency bound (ms).")
+    p95_ms: float | None = Field(default=None, ge=0, description="p95 latency bound (ms).")
+    p99_ms: float | None = Field(default=None, ge=0, description="p99 latency bound (ms).")
+    error_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Largest share of failed requests."
+    )
+    min_rps: float | None = Field(
+        default=None, ge=0, description="Smallest rate of successful requests per second."
+    )
 
     def slos(self) -> tuple[Slo, ...]:
         return tuple(

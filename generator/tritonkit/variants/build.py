@@ -6,6 +6,8 @@
     fp16          fused for GPU, float16 weights and compute, float32 inputs/outputs (GPU target)
     int8-dynamic  fused + SmoothQuant + per-channel int8 weights, activations quantized at run time
     int8-static   fused + SmoothQuant + QDQ int8 with calibrated activation ranges
+    int8-qdq      the unfused export + symmetric int8 QDQ (TensorRT's int8 model, trt-int8's
+                  source; gated here on ONNX Runtime CPU like every variant)
 
 Each variant is a folder VARIANT/ with model.onnx and variant.json (how it was made: steps,
 options, fused operator counts, tool versions, CPU; and its accuracy figures). A folder is built
@@ -29,7 +31,7 @@ from tritonkit.errors import AccuracyGateError, OptimizeError
 from tritonkit.model.export import export_model
 from tritonkit.model.inspect import ModelInfo, inspect_model_dir
 from tritonkit.model.runners import encode, load_tokenizer
-from tritonkit.spec import DEVICE_VARIANTS, OptimizeSpec
+from tritonkit.spec import DEVICE_VARIANTS, TENSORRT_INT8_VARIANT, OptimizeSpec
 from tritonkit.util.cpu import CpuInfo, cpu_info, quant_preset
 from tritonkit.util.resources import package_versions
 from tritonkit.util.texts import read_texts
@@ -44,13 +46,17 @@ from tritonkit.variants.accuracy import (
 from tritonkit.variants.fusion import Build, fuse, to_fp16
 from tritonkit.variants.quantize import (
     Feeds,
+    after_activation,
     layernorm_fed,
     quantize_dynamic_int8,
+    quantize_qdq_int8,
     quantize_static_int8,
     smooth,
 )
 
 _VERSIONED = ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime")
+TENSORRT_INT8 = TENSORRT_INT8_VARIANT
+_UNFUSED = ("fp32", "fp16", TENSORRT_INT8)  # variants that need no fused graph
 
 Progress = Callable[[str], None]
 
@@ -58,7 +64,7 @@ Progress = Callable[[str], None]
 def variant_names(options: OptimizeSpec, device: str) -> tuple[str, ...]:
     """The variants to build: those asked for, or every one for the device."""
     names = options.variants or DEVICE_VARIANTS[device]
-    if device == "gpu" and any(n.startswith("int8") for n in names):
+    if device == "gpu" and any(n.startswith("int8") and n != TENSORRT_INT8 for n in names):
         raise OptimizeError(
             "variants int8-dynamic/int8-static run on CPU only (ONNX Runtime's integer "
             "kernels): leave them out for --device gpu"
@@ -143,6 +149,40 @@ def _int8(
     return build
 
 
+def _qdq(source: Path, target: Path, options: OptimizeSpec, calibration: list[Feeds]) -> Build:
+    """SmoothQuant (plain Mul nodes) on the LayerNorm-fed MatMuls, then symmetric int8 QDQ on
+    every constant-weight MatMul but those after the FFN activation (scope "all": every one)."""
+    build = Build(TENSORRT_INT8, target)
+    model = onnx.load(str(source))
+    for node in model.graph.node:
+        node.name = node.name or node.output[0]
+    skipped = after_activation(model) if options.static_scope != "all" else []
+    if options.smooth_alpha > 0:
+        count = smooth(model, calibration, options.smooth_alpha)
+        build.steps.append(f"SmoothQuant alpha {options.smooth_alpha} on {count} nodes")
+    smoothed = target.with_name("smoothed.onnx")
+    onnx.save(model, str(smoothed))
+    chosen = [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]
+    count = quantize_qdq_int8(
+        smoothed, target, calibration, options.calibration_method,
+        [n for n in chosen if n not in skipped],
+    )  # fmt: skip
+    smoothed.unlink()
+    build.steps.append(
+        f"quantize_static QDQ for TensorRT: {count} MatMul/Gemm nodes ({len(skipped)} after the "
+        "FFN activation left in float), int8 activations and weights, symmetric, weights per "
+        f"channel, {options.calibration_method} calibration"
+    )
+    build.details["preset"] = {
+        "name": "tensorrt",
+        "weights": "int8, per channel, symmetric",
+        "activations": "int8, symmetric",
+        "reduce_range": False,
+        "why": "onnx-tensorrt imports only symmetric signed int8 Q/DQ",
+    }
+    return build
+
+
 def _record(
     build: Build,
     info: ModelInfo,
@@ -155,7 +195,7 @@ def _record(
         "variant": build.name,
         "task": info.task,
         "model_dir": str(info.model_dir.resolve()),
-        "device": "gpu" if build.name == "fp16" else device,
+        "device": "gpu" if build.name in ("fp16", TENSORRT_INT8) else device,
         "steps": build.steps,
         **build.details,
         "warnings": build.warnings,
@@ -264,7 +304,7 @@ def _build_all(
         {"export_max_abs_diff": export.max_abs_diff},
     )
     built = {"fp32": (fp32, time.perf_counter() - started)}
-    if any(n not in ("fp32", "fp16") for n in names):
+    if any(n not in _UNFUSED for n in names):
         progress("fusing (ONNX Runtime transformer optimizer)")
         started = time.perf_counter()
         (work / "fp32-fused").mkdir()
@@ -280,6 +320,9 @@ def _build_all(
         progress(f"building {name}")
         if name == "fp16":
             build = to_fp16(export.onnx_path, folder / "model.onnx")
+            build.steps[:0] = fp32.steps
+        elif name == TENSORRT_INT8:
+            build = _qdq(export.onnx_path, folder / "model.onnx", options, calibration)
             build.steps[:0] = fp32.steps
         else:
             fused_build = built["fp32-fused"][0]

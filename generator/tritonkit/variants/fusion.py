@@ -56,8 +56,9 @@ def _optimize(source: Path, device: str) -> tuple[Any, Build]:
     build.steps.append("onnxruntime.transformers optimizer (model_type bert, opt_level 0)")
     if counts["Attention"] == 0:
         build.warnings.append(
-            "Attention did not fuse: the graph keeps MatMul/Softmax attention (exports made "
-            "with SDPA or dynamo do not fuse; tritonkit exports with eager attention)"
+            "Attention did not fuse: the graph keeps MatMul/Softmax attention (ONNX Runtime's "
+            "optimizer fuses BERT-style attention; measured here, DistilBERT, MPNet and "
+            "DeBERTa-v2 exports do not fuse, nor do exports made with SDPA or dynamo)"
         )
     return optimized, build
 

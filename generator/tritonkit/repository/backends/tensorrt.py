@@ -1,10 +1,13 @@
-"""TensorRT plans on the Triton side: the ``tensorrt_plan`` model config built from a plan's
-record, CUDA graph shapes, and the plan checks ``validate`` runs."""
+"""TensorRT plans on the Triton side: the ``tensorrt_plan`` model config, CUDA graph specs, the
+deferred plan (recipe + build script, built in the serving pod), and the checks ``validate``
+runs on plans and recipes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tritonclient.grpc import model_config_pb2
 
@@ -19,25 +22,30 @@ from tritonkit.repository.pbtxt import (
     data_type_name,
 )
 from tritonkit.runtime.tokenizer import TokenizerParams
-from tritonkit.tensorrt.build import DEFAULT_PLAN, METADATA_FILE, PlanRecord, read_metadata
-from tritonkit.tensorrt.profiles import uncovered
-from tritonkit.tensorrt.versions import io_type_for, plan_loads, tensorrt_for_image
+from tritonkit.tensorrt.build import (
+    DEFAULT_PLAN,
+    METADATA_FILE,
+    RECIPE_FILE,
+    PlanRecord,
+    read_metadata,
+)
+from tritonkit.tensorrt.profiles import Profile, uncovered
+from tritonkit.tensorrt.versions import plan_loads, serving_tensorrt, version_tuple
+
+BUILD_SCRIPT = "build_plan.py"
+VERSION_COMPATIBLE_ARG = "--backend-config=tensorrt,version-compatible=true"
 
 
-def predicted_io_types(model: ModelPlan, tensorrt_version: str) -> dict[str, str]:
-    """The dtypes a plan built with `tensorrt_version` will expose for the ONNX model's tensors
-    (before it is built; afterwards take them from its metadata)."""
-    return {
-        t.name: io_type_for(t.data_type, tensorrt_version) for t in model.inputs + model.outputs
-    }
-
-
-def cuda_graph_shapes(
-    tokenizer: TokenizerParams, batch_sizes: Sequence[int]
-) -> tuple[tuple[int, int], ...]:
-    """[batch, seq] shapes worth a CUDA graph: each padded length at each batch size."""
-    lengths = tokenizer.padded_lengths() if tokenizer.buckets else (tokenizer.max_length,)
-    return tuple((b, s) for s in lengths for b in sorted(set(batch_sizes)))
+def graph_batch_sizes(profiles: Sequence[Profile], batch_sizes: Sequence[int]) -> tuple[int, ...]:
+    """Batch sizes for CUDA graph specs without `input`: tensorrt_backend tries every spec on
+    every profile's context (InitializeCudaGraph, TBE r25.10 instance_state.cc L3250-3263),
+    and a spec without `input` is captured at each context's own opt shape with d[0] = batch
+    (SetCudaGraphShape L3643-3663). So a batch size inside every profile's batch range gives
+    one graph per profile, at its bucket length, and no failed capture (an explicit-shape spec
+    would fail, with an error line, on every profile that does not hold it)."""
+    return tuple(
+        b for b in sorted(set(batch_sizes)) if all(p.min[0] <= b <= p.max[0] for p in profiles)
+    )
 
 
 def plan_tensorrt_model(
@@ -48,23 +56,22 @@ def plan_tensorrt_model(
     profile_count: int,
     cc_model_filenames: Mapping[str, str] | None = None,
     cuda_graphs: bool = False,
-    graph_shapes: Sequence[tuple[int, int]] = (),
+    graph_batches: Sequence[int] = (),
 ) -> ModelPlan:
     """The ``tensorrt_plan`` twin of the ONNX model: same tensors (dtypes as the plan exposes
     them), batching and instances; one instance group that may use every profile, so Triton
-    picks the profile matching each request's shape."""
+    picks the profile matching each request's shape (TBE GetMostOptimizedProfile)."""
 
     def retyped(tensor: Tensor) -> Tensor:
         data_type = io_types.get(tensor.name, tensor.data_type)
         return Tensor(tensor.name, data_type, tensor.dims, tensor.label_filename)
 
-    inputs = tuple(retyped(t) for t in onnx_model.inputs)
     return ModelPlan(
         name=name,
         kind="tensorrt",
         description=onnx_model.description.replace("(ONNX Runtime)", "(TensorRT plan)"),
         max_batch_size=onnx_model.max_batch_size,
-        inputs=inputs,
+        inputs=tuple(retyped(t) for t in onnx_model.inputs),
         outputs=tuple(retyped(t) for t in onnx_model.outputs),
         instance_count=onnx_model.instance_count,
         instance_kind="KIND_GPU",
@@ -73,9 +80,7 @@ def plan_tensorrt_model(
         profiles=tuple(str(i) for i in range(profile_count)) if profile_count > 1 else (),
         cc_model_filenames=dict(cc_model_filenames or {}),
         cuda_graphs=cuda_graphs,
-        cuda_graph_specs=tuple(
-            CudaGraph(batch, {t.name: (seq,) for t in inputs}) for batch, seq in graph_shapes
-        ),
+        cuda_graph_specs=tuple(CudaGraph(batch, {}) for batch in graph_batches),
     )
 
 
@@ -87,7 +92,7 @@ def model_plan_from_build(
     max_batch_size: int,
     instance_count: int = 1,
     dynamic_batching: DynamicBatching | None,
-    graph_shapes: Sequence[tuple[int, int]] | None = None,
+    graph_batches: Sequence[int] | None = None,
 ) -> ModelPlan:
     """The config of a model folder whose plans `build-plan` recorded (all must agree on
     profiles and I/O dtypes: Triton applies one config to every compute capability)."""
@@ -119,32 +124,78 @@ def model_plan_from_build(
         cc_model_filenames={
             r.compute_capability: r.file for r in records if r.file != DEFAULT_PLAN
         },
-        cuda_graphs=graph_shapes is not None,
-        graph_shapes=graph_shapes or (),
+        cuda_graphs=graph_batches is not None,
+        graph_batches=graph_batch_sizes(first.profiles, graph_batches or ()),
     )
 
 
-def _version_problem(where: str, record: PlanRecord, image: str) -> str | None:
-    release = tensorrt_for_image(image)
-    if release is None:
-        if record.triton_image == image:
-            return None  # built inside the deployment's own image
-        return (
-            f"{where}: tritonkit does not know which TensorRT {image} runs: build the plan in "
-            f"that image with tritonkit build-plan --triton-image {image}, or deploy an image "
-            "listed in tritonkit.tensorrt.versions"
-        )
-    if plan_loads(record.tensorrt_version, release.version, record.version_compatible):
+def read_recipe(model_dir: Path) -> dict[str, Any] | None:
+    """The model folder's build_recipe.json (None: none there or unreadable)."""
+    try:
+        data = json.loads((model_dir / RECIPE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _plan_present(model_dir: Path, config: model_config_pb2.ModelConfig) -> bool:
+    names = {config.default_model_filename or DEFAULT_PLAN, *config.cc_model_filenames.values()}
+    return any((v / n).is_file() for v in model_dir.iterdir() if v.is_dir() for n in names)
+
+
+def deferred_note(model_dir: Path, config: model_config_pb2.ModelConfig) -> str | None:
+    """One line for a model whose plan is still to be built in the serving pod."""
+    if config.platform != "tensorrt_plan" or read_recipe(model_dir) is None:
+        return None
+    if _plan_present(model_dir, config):
         return None
     return (
-        f"{where}: built with TensorRT {record.tensorrt_version} but {image} runs TensorRT "
-        f"{release.version}: rebuild the plan in {image} (tritonkit build-plan)"
+        f"{model_dir.name}: deferred: run {model_dir.name}/{BUILD_SCRIPT} on the serving GPU "
+        "in nvcr.io/nvidia/tensorrt of the Triton image's release (the Helm chart does)"
     )
+
+
+def server_args(model_dir: Path) -> list[str]:
+    """tritonserver flags this model folder needs: version-compatible plans load only with
+    --backend-config=tensorrt,version-compatible=true (TBE r25.10 src/tensorrt.cc L168-175,
+    src/loader.cc L56-63: only then setEngineHostCodeAllowed(true))."""
+    recipe = read_recipe(model_dir) or {}
+    records: list[PlanRecord] = []
+    for version in (v for v in model_dir.iterdir() if v.is_dir() and v.name.isdigit()):
+        try:
+            records += read_metadata(version).values()
+        except PlanBuildError:
+            continue
+    if recipe.get("version_compatible") or any(r.version_compatible for r in records):
+        return [VERSION_COMPATIBLE_ARG]
+    return []
+
+
+def _version_problem(
+    where: str, version: str, compatible: bool, image: str, stated: str | None
+) -> str | None:
+    try:
+        release = serving_tensorrt(image, stated)
+    except PlanBuildError as e:
+        return f"{where}: {e}"
+    if not plan_loads(version, release.version, compatible):
+        return (
+            f"{where}: built with TensorRT {version} but {image} runs TensorRT "
+            f"{release.version}: rebuild the plan in nvcr.io/nvidia/tensorrt of that release"
+        )
+    if not compatible and len(version_tuple(version)) < len(version_tuple(release.version)):
+        # 8.6.1.2 and 8.6.1.6 are different runtimes (server#5975: the plan did not load)
+        return (
+            f"{where}: TensorRT {version} was recorded without its build number and {image} "
+            f"runs {release.version}: rebuild with {BUILD_SCRIPT} (it reads NvInferVersion.h "
+            "or dpkg), or build version-compatible"
+        )
+    return None
 
 
 def _coverage_problems(
     where: str,
-    record: PlanRecord,
+    profiles: Sequence[Profile],
     config: model_config_pb2.ModelConfig,
     tokenizer: TokenizerParams,
 ) -> list[str]:
@@ -155,18 +206,18 @@ def _coverage_problems(
         if not all(p.isdigit() for p in group.profile):
             problems.append(
                 f"{where}: instance_group {index} profile {list(group.profile)} must list "
-                f"profile indexes 0..{len(record.profiles) - 1}"
+                f"profile indexes 0..{len(profiles) - 1}"
             )
             continue
         chosen = [int(p) for p in group.profile] or [0]
-        missing = [p for p in chosen if p >= len(record.profiles)]
+        missing = [p for p in chosen if p >= len(profiles)]
         if missing:
             problems.append(
                 f"{where}: instance_group {index} uses profiles {missing} but the plan has "
-                f"{len(record.profiles)}: list profiles 0..{len(record.profiles) - 1}"
+                f"{len(profiles)}: list profiles 0..{len(profiles) - 1}"
             )
             continue
-        gap = uncovered([record.profiles[p] for p in chosen], config.max_batch_size, tokenizer)
+        gap = uncovered([profiles[p] for p in chosen], config.max_batch_size, tokenizer)
         if gap is not None:
             lengths = f"buckets {','.join(map(str, buckets))}" if buckets else "no buckets"
             problems.append(
@@ -178,15 +229,64 @@ def _coverage_problems(
     return problems
 
 
+def _dtype_problems(
+    rel: str, file: str, io_types: Mapping[str, str], config: model_config_pb2.ModelConfig
+) -> list[str]:
+    problems = []
+    for kind, tensors in (("input", config.input), ("output", config.output)):
+        for tensor in tensors:
+            exposed = io_types.get(tensor.name)
+            declared = data_type_name(tensor.data_type)
+            if exposed is not None and exposed != declared:
+                problems.append(
+                    f"{rel}/config.pbtxt: {kind} '{tensor.name}' is {declared} but {file} "
+                    f"exposes {exposed}: take the dtypes from the plan's {METADATA_FILE}"
+                )
+    return problems
+
+
+def recipe_problems(
+    model_dir: Path, config: model_config_pb2.ModelConfig, recipe: dict[str, Any],
+    tokenizer: TokenizerParams | None, serving: Mapping[str, Any],
+) -> list[str]:  # fmt: skip
+    """A deferred model: what the pod's build needs is there and agrees with the config."""
+    rel = model_dir.name
+    where = f"{rel}/{RECIPE_FILE}"
+    try:
+        profiles = [Profile.from_dict(p) for p in recipe["profiles"]]
+        onnx, io_types = str(recipe["onnx"]), dict(recipe["io_types"])
+        built_for = (recipe.get("serving") or {}).get("tensorrt_version")
+    except (KeyError, TypeError, ValueError) as e:
+        return [f"{where}: not a tritonkit build recipe ({e}): regenerate the repository"]
+    problems = [
+        f"{rel}/{name}: missing (the pod builds the plan from it)"
+        for name in (onnx, BUILD_SCRIPT)
+        if not (model_dir / name).is_file()
+    ]
+    if Path(onnx).is_absolute() or ".." in Path(onnx).parts:
+        problems.append(f"{where}: onnx '{onnx}' must lie inside {rel}/")
+    problems += _dtype_problems(rel, RECIPE_FILE, io_types, config)
+    if tokenizer is not None:
+        problems += _coverage_problems(where, profiles, config, tokenizer)
+    image = serving.get("image")
+    if image is not None and built_for is not None:
+        found = _version_problem(where, built_for, bool(recipe.get("version_compatible")),
+                                 image, serving.get("tensorrt_version"))  # fmt: skip
+        problems += [found] if found else []
+    return problems
+
+
 def plan_problems(
     model_dir: Path,
     config: model_config_pb2.ModelConfig,
     tokenizer: TokenizerParams | None,
-    image: str | None,
+    serving: Mapping[str, Any],
 ) -> list[str]:
     """Plan files, their TensorRT version against the deployment's Triton image, their profiles
-    against the tokenizer's shapes, and their I/O dtypes against the config."""
+    against the tokenizer's shapes, and their I/O dtypes against the config. `serving` is what
+    tritonkit.json says: image, tensorrt_version (the spec's override), version_compatible."""
     rel = model_dir.name
+    image = serving.get("image")
     problems: list[str] = []
     if image is None:
         problems.append(
@@ -199,6 +299,9 @@ def plan_problems(
             f"{rel}: no ensemble feeds it from a tokenizer with a max_length parameter: the "
             "plan's profiles cannot be checked against the shapes it will receive"
         )
+    recipe = read_recipe(model_dir)
+    if recipe is not None and not _plan_present(model_dir, config):
+        return problems + recipe_problems(model_dir, config, recipe, tokenizer, serving)
     files = list(dict.fromkeys(config.cc_model_filenames.values()))
     default = config.default_model_filename or DEFAULT_PLAN
     for version in sorted(p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()):
@@ -219,18 +322,18 @@ def plan_problems(
             if record is None:
                 problems.append(f"{where}: not recorded in {METADATA_FILE}: rebuild the plan")
                 continue
-            if image is not None and (found := _version_problem(where, record, image)):
-                problems.append(found)
+            if image is not None:
+                found = _version_problem(where, record.tensorrt_version,
+                                         record.version_compatible, image,
+                                         serving.get("tensorrt_version"))  # fmt: skip
+                problems += [found] if found else []
+            if record.version_compatible and serving.get("version_compatible") is False:
+                problems.append(
+                    f"{where}: version-compatible, but tritonkit.json's spec has "
+                    "tensorrt.version_compatible false, so the server is not started with "
+                    f"{VERSION_COMPATIBLE_ARG} (the plan would not load): set it true"
+                )
             if tokenizer is not None:
-                problems += _coverage_problems(where, record, config, tokenizer)
-            for kind, tensors in (("input", config.input), ("output", config.output)):
-                for tensor in tensors:
-                    exposed = record.io_types.get(tensor.name)
-                    declared = data_type_name(tensor.data_type)
-                    if exposed is not None and exposed != declared:
-                        problems.append(
-                            f"{rel}/config.pbtxt: {kind} '{tensor.name}' is {declared} but the "
-                            f"plan {file} exposes {exposed}: take the dtypes from "
-                            f"{version.name}/{METADATA_FILE}"
-                        )
+                problems += _coverage_problems(where, record.profiles, config, tokenizer)
+            problems += _dtype_problems(rel, f"the plan {file}", record.io_types, config)
     return problems
