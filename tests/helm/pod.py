@@ -24,6 +24,10 @@ from tests.helm.chart import Rendered
 from tests.helm.system_tools import require
 
 VENV_BIN = Path(sys.executable).parent  # `tritonkit` lives here, as on the image's PATH
+# What the image provides here: the virtual environment and the source tree it installs in
+# editable mode. Bound again over the sandbox's fresh /tmp, which hides them when the checkout
+# lies under /tmp (a CI clone can).
+IMAGE_ROOTS = tuple(dict.fromkeys([sys.prefix, str(Path(__file__).resolve().parents[2])]))
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -98,7 +102,7 @@ def sandbox(
 ) -> list[str]:
     """`argv` under bubblewrap: read-only root, fresh /tmp and /dev/shm, these mounts only."""
     bwrap = require("bwrap")
-    binds = [arg for path in readonly for arg in ("--ro-bind", path, path)]
+    binds = [arg for path in (*IMAGE_ROOTS, *readonly) for arg in ("--ro-bind", path, path)]
     binds += [arg for path in writable for arg in ("--bind", path, path)]
     return [
         str(bwrap),
