@@ -17,8 +17,11 @@ from tritonkit.tune.search import (
     Trial,
     TuneError,
     apply_settings,
+    candidates,
+    parallel_layouts,
     read_settings,
     search,
+    tokenizer_counts,
     write_settings,
 )
 
@@ -37,6 +40,31 @@ def fake_measure(score: dict[Settings, list[float]] | None = None, p95: float = 
         return Trial(settings, stage, value, p95, 0.0, 1.0, 1.0)
 
     return measure, calls
+
+
+def test_two_cores_keep_the_measured_grid() -> None:
+    assert parallel_layouts(2) == [(1, 2), (2, 1), (1, 1), (2, 2)]
+    assert tokenizer_counts(2, 1) == [2] and tokenizer_counts(2, 2) == [1]
+
+
+@pytest.mark.parametrize("cores", [1, 3, 4, 8, 12, 16, 64])
+def test_layouts_follow_the_cores(cores: int) -> None:
+    layouts = parallel_layouts(cores)
+    assert len(layouts) == len(set(layouts))
+    assert (cores, 1) in layouts  # what generate deploys on a CPU: one instance per core
+    assert (1, cores) in layouts  # one instance over every core
+    assert all(i * t == cores for i, t in layouts[:-2])  # the splits use every core once
+    assert all(i >= 1 and t >= 1 for i, t in layouts)
+
+
+def test_the_sweep_tries_one_instance_per_core_on_a_large_machine() -> None:
+    tried = list(candidates(DEFAULT, "parallelism", LENGTHS, 64, cores=16))
+    layouts = {(s.model_instances, s.threads) for s in tried}
+    assert {(16, 1), (8, 2), (4, 4), (1, 16), (16, 2)} <= layouts
+    assert {s.tokenizer_instances for s in tried} >= {2, 4, 8}
+    measure, calls = fake_measure()
+    search(DEFAULT, measure, LENGTHS, 64, budget_s=10_000, trial_cost_s=0.001, cores=16)
+    assert (16, 1) in {(s.model_instances, s.threads) for s, _ in calls}
 
 
 def test_budget_too_short() -> None:

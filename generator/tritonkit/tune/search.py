@@ -33,6 +33,7 @@ from tritonkit.repository.pbtxt import (
 )
 from tritonkit.repository.plan import FileEntry, RepositoryPlan
 from tritonkit.repository.writer import write_repository
+from tritonkit.util.cpu import cpu_info
 
 TRIAL_OVERHEAD_S = 4.0  # reload + Locust start-up, measured ~2-4 s on 2 cores
 MIN_GAIN = 0.03  # the best must beat the default by 3 % in the confirmation round
@@ -153,25 +154,47 @@ def config_json(model: ModelPlan | EnsemblePlan) -> str:
     return json.dumps(data)
 
 
+def parallel_layouts(cores: int) -> list[tuple[int, int]]:
+    """(model instances, ONNX Runtime threads each) tried on a machine with `cores` cores.
+
+    Every split of the cores into instances x threads (one instance per core, the layout
+    `generate` chooses, among them), then half the cores with one thread each (room for the
+    tokenizer and the front-end) and every core twice over (two threads per instance). On 2
+    cores: 1x2, 2x1, 1x1, 2x2."""
+    cores = max(1, cores)
+    layouts = [(n, cores // n) for n in range(1, cores + 1) if cores % n == 0]
+    layouts += [(max(1, cores // 2), 1), (cores, 2)]
+    return list(dict.fromkeys(layouts))
+
+
+def tokenizer_counts(cores: int, current: int) -> list[int]:
+    """Tokenizer instances tried: 1 and 2, and on larger machines a quarter and half the cores."""
+    counts = [1, 2, max(1, cores // 4), max(1, cores // 2)]
+    return [n for n in dict.fromkeys(counts) if n != current]
+
+
 def candidates(
     best: Settings,
     stage: str,
     lengths: Sequence[int],
     max_length: int,
     kind: ModelKind = "onnx",
+    cores: int = 2,
 ) -> Iterator[Settings]:
     """The settings one stage of the coordinate descent tries, around the best so far.
 
+    `cores`: the cores of the machine the trials run on (the layouts are derived from them).
     A TensorRT plan has no ONNX Runtime threads, and its profiles were built for its buckets:
     for it, only instances, batching, queue delay and max batch are tried."""
     if stage == "parallelism":
         if kind == "onnx":
-            for instances, threads in ((1, 2), (2, 1), (1, 1), (2, 2)):
+            for instances, threads in parallel_layouts(cores):
                 yield replace(best, model_instances=instances, threads=threads)
         else:
             for instances in (1, 2):
                 yield replace(best, model_instances=instances)
-        yield replace(best, tokenizer_instances=2 if best.tokenizer_instances == 1 else 1)
+        for count in tokenizer_counts(cores, best.tokenizer_instances):
+            yield replace(best, tokenizer_instances=count)
     elif stage == "batching":
         import numpy as np
 
@@ -220,9 +243,13 @@ def search(
     p95_bound_ms: float | None = None,
     progress: Callable[[str], None] = lambda _: None,
     kind: ModelKind = "onnx",
+    cores: int | None = None,
 ) -> TuneResult:
-    """Coordinate descent within the budget, then a side-by-side confirmation."""
+    """Coordinate descent within the budget, then a side-by-side confirmation.
+
+    `cores`: the cores the trials run on; by default this machine's usable CPUs."""
     check_budget(budget_s, trial_cost_s)
+    cores = cpu_info().cores if cores is None else cores
     deadline = time.monotonic() + budget_s - 2 * trial_cost_s  # keep time to confirm
     result = TuneResult(default=default, chosen=default)
     baseline = measure(default, "default")
@@ -230,7 +257,7 @@ def search(
     best = baseline
     tried = {default}
     for stage in STAGES:
-        for settings in candidates(best.settings, stage, lengths, max_length, kind):
+        for settings in candidates(best.settings, stage, lengths, max_length, kind, cores):
             if settings in tried:
                 continue
             if time.monotonic() + trial_cost_s > deadline:
