@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from tritonkit.cli import main
-from tritonkit.deploy.kserve import inference_service
+from tritonkit.deploy.kserve import cpu_cores, inference_service
 from tritonkit.errors import SpecError
 from tritonkit.spec import build_spec
 from tritonkit.util.resources import data_dir
@@ -156,6 +156,33 @@ def test_what_kserve_cannot_serve_is_refused_at_once(tmp_path: Path) -> None:
         "s.yaml: kserve.image: required: the stock Triton runtime image lacks `tokenizers` for "
         "the tokenizer model; build helm/images/triton/Dockerfile and pass --image",
     ]
+
+
+def _cpu_request(service: dict[str, Any]) -> str:
+    return str(service["spec"]["predictor"]["model"]["resources"]["requests"]["cpu"])
+
+
+def test_the_cpu_request_follows_the_target_the_layout_was_made_for(tmp_path: Path) -> None:
+    assert _cpu_request(inference_service(_spec(tmp_path))) == "2"
+    assert _cpu_request(inference_service(_spec(tmp_path, target={"cpus": 8}))) == "8"
+    kserve = {"storage_uri": "s3://m/x", "image": "r/t:1", "cpu": "8500m"}
+    assert _cpu_request(inference_service(_spec(tmp_path, kserve=kserve, target={"cpus": 8}))) == (
+        "8500m"
+    )
+    for cpu, cores in (("2", 2.0), ("1.5", 1.5), ("500m", 0.5), ("+3", 3.0), ("1e1", 10.0)):
+        assert cpu_cores(cpu) == cores
+    kserve = {"storage_uri": "s3://m/x", "image": "r/t:1", "cpu": "3500m"}
+    with pytest.raises(SpecError) as info:
+        inference_service(_spec(tmp_path, kserve=kserve, target={"cpus": 4}), "s.yaml")
+    assert str(info.value) == (
+        "s.yaml: kserve.cpu: 3500m is less than target.cpus 4, the cores the repository's "
+        "instances and threads were generated for: raise --cpu to 4, or generate again with a "
+        "smaller --target-cpus"
+    )
+    kserve = {"storage_uri": "s3://m/x", "image": "r/t:1", "cpu": "2Ki"}
+    with pytest.raises(SpecError) as info:
+        inference_service(_spec(tmp_path, kserve=kserve), "s.yaml")
+    assert str(info.value) == ("s.yaml: kserve.cpu: '2Ki' is not a CPU quantity, e.g. 2, 1.5, 500m")
 
 
 def test_cli_writes_the_manifest_and_rejects_bad_values(tmp_path: Path) -> None:

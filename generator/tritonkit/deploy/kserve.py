@@ -55,11 +55,43 @@ def _check(spec: DeploymentSpec, source: str) -> tuple[str, str]:
             f"{source}: kserve.image: required: the stock Triton runtime image lacks `tokenizers` "
             "for the tokenizer model; build helm/images/triton/Dockerfile and pass --image"
         )
+    try:
+        cores = cpu_cores(spec.kserve.cpu)
+    except SpecError as e:
+        problems.append(f"{source}: {e}")
+    else:
+        target = spec.target.cpus
+        if cores is not None and target is not None and cores < target:
+            problems.append(
+                f"{source}: kserve.cpu: {spec.kserve.cpu} is less than target.cpus {target}, the "
+                f"cores the repository's instances and threads were generated for: raise --cpu "
+                f"to {target}, or generate again with a smaller --target-cpus"
+            )
     if spec.kserve.min_replicas > spec.kserve.max_replicas:
         problems.append(f"{source}: kserve.min_replicas: exceeds max_replicas")
     if problems:
         raise SpecError("\n".join(problems))
     return str(spec.kserve.storage_uri), str(spec.kserve.image)
+
+
+def cpu_cores(quantity: str | None) -> float | None:
+    """Cores in a Kubernetes CPU quantity ("2", "1.5", "500m"); None for None."""
+    if quantity is None:
+        return None
+    match = re.fullmatch(r"\+?([0-9]+(?:\.[0-9]+)?)(m|[eE][0-9]+)?", quantity)
+    if match is None:  # a memory-style suffix (k, Ki, ...) on a CPU request
+        raise SpecError(f"kserve.cpu: '{quantity}' is not a CPU quantity, e.g. 2, 1.5, 500m")
+    number, suffix = float(match.group(1)), match.group(2) or ""
+    if suffix == "m":
+        return number / 1000
+    return number * 10 ** int(suffix[1:]) if suffix else number
+
+
+def request_cpu(spec: DeploymentSpec) -> str:
+    """The CPU request: set, else the target's cores the layout was generated for, else 2."""
+    if spec.kserve.cpu is not None:
+        return spec.kserve.cpu
+    return str(spec.target.cpus) if spec.target.cpus is not None else "2"
 
 
 def _probe() -> dict[str, Any]:
@@ -104,7 +136,8 @@ def inference_service(spec: DeploymentSpec, source: str = "spec") -> dict[str, A
         "args": args,
         "env": env,
         "resources": {
-            "requests": {"cpu": options.cpu, "memory": options.memory, "ephemeral-storage": "8Gi"},
+            "requests": {"cpu": request_cpu(spec), "memory": options.memory,
+                         "ephemeral-storage": "8Gi"},
             "limits": limits,
         },
         "readinessProbe": probe,

@@ -154,7 +154,10 @@ class KServeSpec(Section):
     )  # fmt: skip
     min_replicas: int = option(1, "Minimum replicas.", flag="--min-replicas", ge=0, le=1000)
     max_replicas: int = option(4, "Maximum replicas.", flag="--max-replicas", ge=1, le=1000)
-    cpu: str = option("2", "CPU request.", flag="--cpu")
+    cpu: str | None = option(
+        None, "CPU request [default: target.cpus, the cores the repository's layout was "
+        "generated for, else 2].", flag="--cpu",
+    )  # fmt: skip
     memory: str = option("4Gi", "Memory request (the limit is twice it).", flag="--memory")
 
     @field_validator("image")
@@ -166,8 +169,10 @@ class KServeSpec(Section):
 
     @field_validator("cpu", "memory")
     @classmethod
-    def _quantity(cls, value: str) -> str:
+    def _quantity(cls, value: str | None) -> str | None:
         # Kubernetes resource.Quantity (k8s.io/apimachinery/pkg/api/resource/quantity.go)
+        if value is None:
+            return value
         if not re.fullmatch(r"[+]?[0-9]+(\.[0-9]+)?([eE][0-9]+|[numkMGTPE]|[KMGTPE]i)?", value):
             raise ValueError(f"'{value}' is not a Kubernetes quantity, e.g. 2, 500m, 4Gi")
         return value
