@@ -99,6 +99,33 @@ def test_force_replaces_only_a_folder_tritonkit_wrote(
     assert snapshot(tmp_path) == before
 
 
+def test_the_committed_model_repository_folder_keeps_its_gitignore(
+    tmp_path: Path, tiny_model_dirs: dict[str, Path]
+) -> None:
+    """The project's model_repository/ (only its .gitignore is committed) is written without
+    --force, keeps the .gitignore through a first and a forced second generate, and a look-alike
+    that is not the placeholder is still refused."""
+    committed = Path(__file__).resolve().parents[2] / "model_repository" / ".gitignore"
+    output = tmp_path / "model_repository"
+    output.mkdir()
+    shutil.copyfile(committed, output / ".gitignore")
+    model = tiny_model_dirs["text-classification"]
+    for extra in ((), ("--force",)):
+        code, out = run("generate", str(model), *CLASSIFY, "-o", str(output), *extra)
+        assert code == 0, out
+        assert (output / ".gitignore").read_bytes() == committed.read_bytes()
+        assert (output / "tritonkit.json").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ".gitignore").write_text("*.log\n")
+    code, out = run("generate", str(model), *CLASSIFY, "-o", str(other))
+    assert code == 1
+    assert out == (
+        f"Error: {other}: output already exists: pass --force to replace it or choose another -o\n"
+    )
+    assert (other / ".gitignore").read_text() == "*.log\n"
+
+
 def test_force_onto_a_mount_point_is_refused(
     tmp_path: Path, tiny_model_dirs: dict[str, Path]
 ) -> None:

@@ -22,7 +22,11 @@ from tritonkit.repository.pbtxt import ModelPlan, render_config
 from tritonkit.repository.plan import RepositoryPlan
 from tritonkit.repository.validate import validate_repository
 
-PLACEHOLDER_MARK = "# model_repository/"
+# The project's committed model_repository/ holds only this .gitignore (it keeps the folder in
+# git and everything generated there out of it). It is carried over into what is written there,
+# so a demo leaves the checkout clean.
+PLACEHOLDER = ".gitignore"
+PLACEHOLDER_MARK = "# model_repository/:"
 _STAGING = re.compile(r"\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)-\w+")
 
 
@@ -33,15 +37,20 @@ def render_plan(plan: RepositoryPlan) -> dict[str, str]:
     return rendered
 
 
+def _placeholder_file(output: Path) -> Path | None:
+    path = output / PLACEHOLDER
+    if not path.is_file() or path.is_symlink():
+        return None
+    with path.open(encoding="utf-8", errors="replace") as f:
+        return path if f.read(len(PLACEHOLDER_MARK)) == PLACEHOLDER_MARK else None
+
+
 def is_placeholder(output: Path) -> bool:
-    """The project's committed model_repository/ holds only a README explaining the layout;
+    """`output` is the project's committed model_repository/ with nothing generated in it yet;
     generating into it loses nothing, so it needs no --force."""
     if not output.is_dir():
         return False
-    entries = list(output.iterdir())
-    if [p.name for p in entries] != ["README.md"]:
-        return False
-    return entries[0].read_text(encoding="utf-8", errors="replace").startswith(PLACEHOLDER_MARK)
+    return [p.name for p in output.iterdir()] == [PLACEHOLDER] and bool(_placeholder_file(output))
 
 
 def _overlaps(output: Path, protected: Path) -> bool:
@@ -159,6 +168,12 @@ def write_files(root: Path, plan: RepositoryPlan) -> None:
 def commit(staged: Path, output: Path, force: bool, protected: Sequence[Path] = ()) -> None:
     """Move a validated staging folder into place; the old output is removed only after."""
     check_output(output, force, protected)
+    keep = _placeholder_file(output) if output.is_dir() else None
+    if keep is not None:
+        try:
+            shutil.copyfile(keep, staged / PLACEHOLDER)
+        except OSError as e:
+            raise RepositoryError(cannot_write(staged / PLACEHOLDER, e)) from None
     old: Path | None = None
     if output.exists():
         old = output.parent / f".{output.name}.old-{os.getpid()}-x"
