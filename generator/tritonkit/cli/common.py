@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+def _width(stream: object) -> int | None:
+    """Rich lays out for 80 columns when output is not a terminal (CI logs, `| tee`), which
+    wraps every table; there, use 120 unless COLUMNS says otherwise. A terminal: its own size."""
+    isatty = getattr(stream, "isatty", None)
+    if "COLUMNS" in os.environ or (callable(isatty) and isatty()):
+        return None
+    return 120
+
+
+console = Console(stderr=False, highlight=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 PATH = click.Path(path_type=Path)
 SPEC_OPTION = click.option(
     "--spec", "spec_file", type=PATH, help="Deployment spec (YAML); flags override its keys."
