@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -19,8 +20,18 @@ def _width(stream: object) -> int | None:
     return 120
 
 
-console = Console(stderr=False, highlight=False, width=_width(sys.stdout))
-err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
+class _Console(Console):
+    """Messages (plain strings) stay one line: the terminal wraps them, a log keeps them whole
+    and greppable. Tables and other renderables are laid out for the width as usual."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        if "soft_wrap" not in kwargs and all(isinstance(o, str) for o in objects):
+            kwargs["soft_wrap"] = True
+        super().print(*objects, **kwargs)
+
+
+console = _Console(stderr=False, highlight=False, width=_width(sys.stdout))
+err_console = _Console(stderr=True, highlight=False, width=_width(sys.stderr))
 PATH = click.Path(path_type=Path)
 SPEC_OPTION = click.option(
     "--spec", "spec_file", type=PATH, help="Deployment spec (YAML); flags override its keys."
