@@ -216,6 +216,41 @@ class _Reader:
         return next(self._batches, None)
 
 
+def _quantize_qdq(
+    model: onnx.ModelProto,
+    chosen: Sequence[onnx.NodeProto],
+    target: Path,
+    batches: Sequence[Feeds],
+    method: str,
+    **settings: Any,
+) -> None:
+    """QDQ static quantization of the `chosen` nodes of `model` into `target`: per-channel int8
+    weights, activation ranges calibrated on `batches` with `method`; `settings` (activation
+    type, reduce_range, op types, extra_options) are the variant's own. `model` is saved beside
+    `target` for ONNX Runtime's quantizer (it takes a path) and removed afterwards."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    for node in chosen:
+        node.name = node.name or node.output[0]  # nodes_to_quantize selects by name
+    staged = target.with_name(target.stem + ".calibrating.onnx")
+    onnx.save(model, str(staged))
+    try:
+        with _quiet():
+            quantize_static(
+                staged,
+                target,
+                _Reader(batches),
+                quant_format=QuantFormat.QDQ,
+                nodes_to_quantize=[n.name for n in chosen],
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                calibrate_method=_calibration_method(method),
+                **settings,
+            )
+    finally:
+        staged.unlink(missing_ok=True)
+
+
 def layernorm_fed(model: onnx.ModelProto) -> list[str]:
     """Names of the nodes `smooth` would change (named first where they have no name)."""
     nodes = smoothable(model)
@@ -239,11 +274,7 @@ def quantize_static_int8(
     Only `nodes` (by name) are quantized, or every `op_types` node with a constant weight when
     `nodes` is None.
     """
-    from onnxruntime.quantization import (
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import QuantType
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
     model = onnx.load(str(source))
@@ -263,31 +294,13 @@ def quantize_static_int8(
             f"{source}: no {'/'.join(op_types)} node with a constant weight to quantize: "
             "choose other --calibration-op-type values or --static-scope all"
         )
-    for node in chosen:
-        node.name = node.name or node.output[0]
-    inferred_path = target.with_name(target.stem + ".shapes.onnx")
-    onnx.save(inferred, str(inferred_path))
-    try:
-        with _quiet():
-            quantize_static(
-                inferred_path,
-                target,
-                _Reader(batches),
-                quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=list(op_types),
-                nodes_to_quantize=[n.name for n in chosen],
-                per_channel=True,
-                reduce_range=reduce_range,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=_calibration_method(method),
-                extra_options={
-                    "DefaultTensorType": onnx.TensorProto.FLOAT,
-                    "WeightSymmetric": True,
-                },
-            )
-    finally:
-        inferred_path.unlink(missing_ok=True)
+    _quantize_qdq(
+        inferred, chosen, target, batches, method,
+        op_types_to_quantize=list(op_types),
+        reduce_range=reduce_range,
+        activation_type=QuantType.QUInt8,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "WeightSymmetric": True},
+    )  # fmt: skip
     return len(chosen)
 
 
@@ -335,7 +348,7 @@ def quantize_qdq_int8(
     (onnx/defs/quantization/old.cc). Only ai.onnx operators: the unfused export has no
     com.microsoft op, and plain QDQ (not QOperator, not the contrib Q/DQ) adds none.
     """
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantType
 
     model = onnx.load(str(source))
     if _opset(model) < 13:
@@ -353,34 +366,19 @@ def quantize_qdq_int8(
     ]  # fmt: skip
     if not chosen:
         raise OptimizeError(f"{source}: no MatMul/Gemm with a constant weight to quantize")
-    for node in chosen:
-        node.name = node.name or node.output[0]
-    named = target.with_name(target.stem + ".named.onnx")
-    onnx.save(model, str(named))
-    try:
-        with _quiet():
-            quantize_static(
-                named,
-                target,
-                _Reader(batches),
-                quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=["MatMul", "Gemm"],
-                nodes_to_quantize=[n.name for n in chosen],
-                per_channel=True,
-                reduce_range=False,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=_calibration_method(method),
-                extra_options={
-                    "ActivationSymmetric": True,
-                    "WeightSymmetric": True,
-                    "DefaultTensorType": onnx.TensorProto.FLOAT,
-                    "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
-                    "UseQDQContribOps": False,
-                    # an int32 bias DequantizeLinear is not an int8 Q/DQ TensorRT imports
-                    "QuantizeBias": False,
-                },
-            )
-    finally:
-        named.unlink(missing_ok=True)
+    _quantize_qdq(
+        model, chosen, target, batches, method,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        reduce_range=False,
+        activation_type=QuantType.QInt8,
+        extra_options={
+            "ActivationSymmetric": True,
+            "WeightSymmetric": True,
+            "DefaultTensorType": onnx.TensorProto.FLOAT,
+            "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+            "UseQDQContribOps": False,
+            # an int32 bias DequantizeLinear is not an int8 Q/DQ TensorRT imports
+            "QuantizeBias": False,
+        },
+    )  # fmt: skip
     return len(chosen)
