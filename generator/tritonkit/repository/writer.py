@@ -21,6 +21,7 @@ from tritonkit.repository.contract import RECORD_FILE
 from tritonkit.repository.pbtxt import ModelPlan, render_config
 from tritonkit.repository.plan import RepositoryPlan
 from tritonkit.repository.validate import validate_repository
+from tritonkit.util.processes import pid_alive
 
 # The project's committed model_repository/ holds only this .gitignore (it keeps the folder in
 # git and everything generated there out of it). It is carried over into what is written there,
@@ -99,16 +100,6 @@ def check_output(output: Path, force: bool, protected: Sequence[Path] = ()) -> N
         )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale(output: Path) -> None:
     """Remove staging folders beside `output` left by tritonkit runs that were killed."""
     parent = output.parent
@@ -116,7 +107,7 @@ def sweep_stale(output: Path) -> None:
         return
     for entry in parent.iterdir():
         found = _STAGING.fullmatch(entry.name)
-        if found and found["name"] == output.name and not _pid_alive(int(found["pid"])):
+        if found and found["name"] == output.name and not pid_alive(int(found["pid"])):
             shutil.rmtree(entry, ignore_errors=True)
 
 
